@@ -1,0 +1,502 @@
+"""Binding: one immutable :class:`Operation` per ``operationId`` of an OpenAPI 3.0 document.
+
+Nothing here knows about the Seqera Platform: any OpenAPI 3.0 document binds.
+An :class:`Operation` holds everything needed to build a request (method, path
+template, parameters by location with style/explode, body media types) and to
+interpret a response (media types and schemas per status).  Binding is pure and
+cheap (a few milliseconds for the Platform's 250 operations); schemas are kept as
+references into the document and only compiled by the validator on first use.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from .errors import SpecError
+
+__all__ = [
+    "BodySpec",
+    "Operation",
+    "Parameter",
+    "ResponseSpec",
+    "bind_operations",
+    "resolve_ref",
+    "snake_case",
+]
+
+HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+JSON_MEDIA = "application/json"
+MULTIPART_MEDIA = "multipart/form-data"
+FORM_MEDIA = "application/x-www-form-urlencoded"
+
+# Per-call options accepted by every bound operation besides its parameters.
+CALL_OPTIONS = frozenset({"body", "params", "validation", "timeout", "idempotent", "stream"})
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+_SNAKE_1 = re.compile(r"(.)([A-Z][a-z]+)")
+_SNAKE_2 = re.compile(r"([a-z0-9])([A-Z])")
+_NON_IDENT = re.compile(r"\W+")
+
+
+def snake_case(name: str) -> str:
+    """``ListWorkflows`` -> ``list_workflows``; ``workspaceId`` -> ``workspace_id``."""
+    s = _SNAKE_1.sub(r"\1_\2", name)
+    s = _SNAKE_2.sub(r"\1_\2", s)
+    s = _NON_IDENT.sub("_", s).strip("_").lower()
+    if not s:
+        s = "_"
+    if s[0].isdigit():
+        s = "_" + s
+    if keyword.iskeyword(s):
+        s += "_"
+    return s
+
+
+def resolve_ref(document: Mapping[str, Any], node: Any) -> Any:
+    """Follow local ``$ref`` chains (``#/components/...``) until a non-ref node."""
+    seen = 0
+    while isinstance(node, Mapping) and "$ref" in node:
+        ref = node["$ref"]
+        if not isinstance(ref, str) or not ref.startswith("#/"):
+            raise SpecError(f"only local references are supported, got {ref!r}")
+        target: Any = document
+        for part in ref[2:].split("/"):
+            part = part.replace("~1", "/").replace("~0", "~")
+            if not isinstance(target, Mapping) or part not in target:
+                raise SpecError(f"unresolvable reference {ref!r}")
+            target = target[part]
+        node = target
+        seen += 1
+        if seen > 64:
+            raise SpecError(f"reference cycle at {ref!r}")
+    return node
+
+
+def _schema_kind(document: Mapping[str, Any], schema: Mapping[str, Any]) -> tuple[str, Any]:
+    """(kind, resolved schema) where kind is a JSON type name or ``any``."""
+    resolved = resolve_ref(document, schema)
+    if not isinstance(resolved, Mapping):
+        return "any", _EMPTY
+    kind = resolved.get("type")
+    if isinstance(kind, str):
+        return kind, resolved
+    for key in ("allOf", "oneOf", "anyOf"):
+        subs = resolved.get(key)
+        if isinstance(subs, list) and len(subs) == 1 and isinstance(subs[0], Mapping):
+            return _schema_kind(document, subs[0])
+    if "enum" in resolved:
+        return "string", resolved
+    if "properties" in resolved:
+        return "object", resolved
+    return "any", resolved
+
+
+@dataclass(frozen=True, slots=True)
+class Parameter:
+    """One parameter of an operation, as the document declares it."""
+
+    name: str
+    python_name: str
+    location: str  # "path" | "query" | "header" | "cookie"
+    required: bool
+    schema: Mapping[str, Any]
+    style: str
+    explode: bool
+    kind: str  # JSON type of the (resolved) schema, or "any"
+    item_kind: str | None
+    enum: tuple[Any, ...] | None
+    item_enum: tuple[Any, ...] | None
+    nullable: bool
+    carries_path: bool
+    description: str = ""
+    deprecated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BodySpec:
+    """The request body: media type -> schema."""
+
+    required: bool
+    content: Mapping[str, Mapping[str, Any]]
+    description: str = ""
+
+    @property
+    def media_types(self) -> tuple[str, ...]:
+        return tuple(self.content)
+
+    @property
+    def json_schema(self) -> Mapping[str, Any] | None:
+        for media, media_obj in self.content.items():
+            if _is_json(media):
+                schema = media_obj.get("schema")
+                return schema if isinstance(schema, Mapping) else _EMPTY
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseSpec:
+    """One documented response: status key (``200``, ``2XX``, ``default``) -> content."""
+
+    status: str
+    description: str
+    content: Mapping[str, Mapping[str, Any]]
+
+    @property
+    def media_types(self) -> tuple[str, ...]:
+        return tuple(self.content)
+
+    @property
+    def is_json(self) -> bool:
+        return any(_is_json(m) for m in self.content)
+
+    @property
+    def streams(self) -> bool:
+        """True when the body is not JSON (a log, a CSV, a file): returned as a stream."""
+        if not self.content:
+            return False
+        for media, media_obj in self.content.items():
+            if _is_json(media):
+                schema = media_obj.get("schema")
+                return bool(isinstance(schema, Mapping) and schema.get("format") == "binary")
+        return True
+
+
+def _is_json(media: str) -> bool:
+    media = media.split(";", 1)[0].strip().lower()
+    return media == JSON_MEDIA or media.endswith("+json") or media == "*/*"
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """Everything the document says about one operation.  Immutable and shared."""
+
+    operation_id: str
+    python_name: str
+    method: str  # upper case
+    path: str
+    summary: str
+    description: str
+    tags: tuple[str, ...]
+    deprecated: bool
+    parameters: tuple[Parameter, ...]
+    body: BodySpec | None
+    responses: Mapping[str, ResponseSpec]
+    needs_auth: bool
+    # lookup by spec name and python name
+    _by_name: Mapping[str, Parameter] = field(repr=False, compare=False)
+
+    def parameter(self, name: str) -> Parameter | None:
+        """The parameter called ``name`` (spec name or snake_case), if any."""
+        return self._by_name.get(name)
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parameters)
+
+    def response_for(self, status: int) -> ResponseSpec | None:
+        """The documented response for an HTTP status (exact, then ``2XX``, then default)."""
+        key = str(status)
+        spec = self.responses.get(key)
+        if spec is None:
+            spec = self.responses.get(f"{key[0]}XX") or self.responses.get(f"{key[0]}xx")
+        if spec is None:
+            spec = self.responses.get("default")
+        return spec
+
+    @property
+    def success_response(self) -> ResponseSpec | None:
+        for key in sorted(self.responses):
+            if key.startswith("2"):
+                return self.responses[key]
+        return None
+
+    @property
+    def streams(self) -> bool:
+        """True when the success response is a stream (text/plain, CSV, binary)."""
+        ok = self.success_response
+        return bool(ok is not None and ok.streams)
+
+    def __repr__(self) -> str:
+        return f"<Operation {self.operation_id}: {self.method} {self.path}>"
+
+    @property
+    def doc(self) -> str:
+        """A docstring made from the summary, description and parameters."""
+        lines = [f"{self.operation_id}: {self.method} {self.path}"]
+        if self.summary:
+            lines += ["", self.summary]
+        if self.description and self.description != self.summary:
+            lines += ["", self.description]
+        if self.deprecated:
+            lines += ["", "Deprecated."]
+        if self.parameters:
+            lines += ["", "Parameters:"]
+            for p in self.parameters:
+                typ = p.kind if p.item_kind is None else f"array of {p.item_kind}"
+                if p.enum:
+                    typ += " (one of: " + ", ".join(map(str, p.enum)) + ")"
+                req = "required" if p.required else "optional"
+                alias = f" / {p.name}" if p.name != p.python_name else ""
+                text = f"    {p.python_name}{alias} ({p.location}, {typ}, {req})"
+                if p.description:
+                    text += f": {p.description}"
+                lines.append(text)
+        if self.body is not None:
+            req = "required" if self.body.required else "optional"
+            lines += ["", f"body ({', '.join(self.body.media_types)}, {req})"]
+            if self.body.description:
+                lines[-1] += f": {self.body.description}"
+        ok = self.success_response
+        if ok is not None:
+            what = ", ".join(ok.media_types) if ok.content else "no content"
+            lines += ["", f"Returns {ok.status} ({what})"]
+        return "\n".join(lines)
+
+
+def _bind_parameter(document: Mapping[str, Any], raw: Mapping[str, Any], where: str) -> Parameter:
+    prm = resolve_ref(document, raw)
+    try:
+        name = prm["name"]
+        location = prm["in"]
+    except (KeyError, TypeError) as exc:
+        raise SpecError(f"{where}: parameter without name/in: {raw!r}") from exc
+    if location not in ("path", "query", "header", "cookie"):
+        raise SpecError(f"{where}: parameter {name!r} has unknown location {location!r}")
+    schema = prm.get("schema")
+    if not isinstance(schema, Mapping):
+        content = prm.get("content")
+        schema = _EMPTY
+        if isinstance(content, Mapping):
+            for media_obj in content.values():
+                if isinstance(media_obj, Mapping) and isinstance(media_obj.get("schema"), Mapping):
+                    schema = media_obj["schema"]
+                    break
+    kind, resolved = _schema_kind(document, schema)
+    item_kind: str | None = None
+    item_enum: tuple[Any, ...] | None = None
+    if kind == "array":
+        items = resolved.get("items")
+        if isinstance(items, Mapping):
+            item_kind, item_resolved = _schema_kind(document, items)
+            if isinstance(item_resolved.get("enum"), list):
+                item_enum = tuple(item_resolved["enum"])
+        else:
+            item_kind = "any"
+    default_style = "form" if location in ("query", "cookie") else "simple"
+    style = prm.get("style", default_style)
+    explode = prm.get("explode", style == "form")
+    enum = resolved.get("enum")
+    lowered = name.lower()
+    carries_path = location == "path" and (lowered == "path" or lowered.endswith("path"))
+    return Parameter(
+        name=name,
+        python_name=snake_case(name),
+        location=location,
+        required=bool(prm.get("required", location == "path")),
+        schema=schema,
+        style=style,
+        explode=bool(explode),
+        kind=kind,
+        item_kind=item_kind,
+        enum=tuple(enum) if isinstance(enum, list) else None,
+        item_enum=item_enum,
+        nullable=bool(resolved.get("nullable", False)),
+        carries_path=carries_path or bool(prm.get("allowReserved", False)),
+        description=str(prm.get("description") or ""),
+        deprecated=bool(prm.get("deprecated", False)),
+    )
+
+
+def _content(document: Mapping[str, Any], raw: Any) -> Mapping[str, Mapping[str, Any]]:
+    content = raw.get("content") if isinstance(raw, Mapping) else None
+    if not isinstance(content, Mapping):
+        return _EMPTY
+    out: dict[str, Mapping[str, Any]] = {}
+    for media, media_obj in content.items():
+        out[str(media)] = media_obj if isinstance(media_obj, Mapping) else _EMPTY
+    return MappingProxyType(out)
+
+
+def _bind_operation(
+    document: Mapping[str, Any],
+    path: str,
+    method: str,
+    raw: Mapping[str, Any],
+    path_params: list[Any],
+    global_security: Any,
+) -> Operation:
+    op_id = _operation_id(path, method, raw)
+    where = f"{method.upper()} {path}"
+    params: dict[tuple[str, str], Parameter] = {}
+    for raw_param in [*path_params, *(raw.get("parameters") or [])]:
+        p = _bind_parameter(document, raw_param, f"{op_id} ({where})")
+        params[(p.location, p.name)] = p  # operation level overrides path level
+    parameters = tuple(params.values())
+    for name in re.findall(r"{([^}]+)}", path):
+        if ("path", name) not in params:
+            # A template variable the document forgot to declare: bind it as a string.
+            parameters += (
+                Parameter(
+                    name=name,
+                    python_name=snake_case(name),
+                    location="path",
+                    required=True,
+                    schema=MappingProxyType({"type": "string"}),
+                    style="simple",
+                    explode=False,
+                    kind="string",
+                    item_kind=None,
+                    enum=None,
+                    item_enum=None,
+                    nullable=False,
+                    carries_path=name.lower().endswith("path"),
+                ),
+            )
+    by_name: dict[str, Parameter] = {}
+    for p in parameters:
+        by_name.setdefault(p.name, p)
+    for p in parameters:
+        # snake_case aliases, unless they clash with another parameter's own name
+        by_name.setdefault(p.python_name, p)
+
+    body: BodySpec | None = None
+    raw_body = raw.get("requestBody")
+    if raw_body is not None:
+        rb = resolve_ref(document, raw_body)
+        body = BodySpec(
+            required=bool(rb.get("required", False)),
+            content=_content(document, rb),
+            description=str(rb.get("description") or ""),
+        )
+
+    responses: dict[str, ResponseSpec] = {}
+    for status, raw_resp in (raw.get("responses") or {}).items():
+        resp = resolve_ref(document, raw_resp)
+        responses[str(status)] = ResponseSpec(
+            status=str(status),
+            description=str(resp.get("description") or "") if isinstance(resp, Mapping) else "",
+            content=_content(document, resp),
+        )
+
+    security = raw.get("security", global_security)
+    needs_auth = bool(security) and not any(
+        isinstance(req, Mapping) and not req for req in security
+    )
+    return Operation(
+        operation_id=op_id,
+        python_name=snake_case(op_id),
+        method=method.upper(),
+        path=path,
+        summary=str(raw.get("summary") or ""),
+        description=str(raw.get("description") or ""),
+        tags=tuple(str(t) for t in raw.get("tags") or ()),
+        deprecated=bool(raw.get("deprecated", False)),
+        parameters=parameters,
+        body=body,
+        responses=MappingProxyType(responses),
+        needs_auth=needs_auth,
+        _by_name=MappingProxyType(by_name),
+    )
+
+
+class OperationMap(Mapping[str, Operation]):
+    """Read-only mapping operationId -> Operation, with lookup by snake_case name.
+
+    Operations are indexed eagerly (names only) and bound on first access, so a
+    session that uses five of the Platform's 250 operations binds five.
+    """
+
+    __slots__ = ("_bound", "_document", "_global_security", "_index", "_python")
+
+    def __init__(self, document: Mapping[str, Any]) -> None:
+        if not isinstance(document, Mapping):
+            raise SpecError("an OpenAPI document must be a mapping")
+        version = document.get("openapi")
+        if not isinstance(version, str) or not version.startswith("3."):
+            raise SpecError(f"only OpenAPI 3.x documents are supported (openapi: {version!r})")
+        paths = document.get("paths")
+        if not isinstance(paths, Mapping):
+            raise SpecError("the document has no 'paths'")
+        self._document = document
+        self._global_security = document.get("security")
+        self._index: dict[str, tuple[str, str, Mapping[str, Any], list[Any]]] = {}
+        self._python: dict[str, str] = {}
+        self._bound: dict[str, Operation] = {}
+        for path, raw_item in paths.items():
+            item = resolve_ref(document, raw_item)
+            if not isinstance(item, Mapping):
+                continue
+            path_params = list(item.get("parameters") or [])
+            for method in HTTP_METHODS:
+                raw_op = item.get(method)
+                if not isinstance(raw_op, Mapping):
+                    continue
+                op_id = _operation_id(str(path), method, raw_op)
+                if op_id in self._index:
+                    first = self._index[op_id]
+                    raise SpecError(
+                        f"duplicate operationId {op_id!r} ({first[1].upper()} {first[0]} "
+                        f"and {method.upper()} {path})"
+                    )
+                self._index[op_id] = (str(path), method, raw_op, path_params)
+                python_name = snake_case(op_id)
+                other = self._python.setdefault(python_name, op_id)
+                if other != op_id:
+                    raise SpecError(
+                        f"operationIds {other!r} and {op_id!r} map to the same "
+                        f"Python name {python_name!r}"
+                    )
+
+    def __getitem__(self, key: str) -> Operation:
+        op = self._bound.get(key)
+        if op is None:
+            path, method, raw_op, path_params = self._index[key]
+            op = _bind_operation(
+                self._document, path, method, raw_op, path_params, self._global_security
+            )
+            self._bound[key] = op
+        return op
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._index
+
+    def by_python_name(self, name: str) -> Operation | None:
+        op_id = self._python.get(name)
+        return None if op_id is None else self[op_id]
+
+    @property
+    def python_names(self) -> tuple[str, ...]:
+        return tuple(self._python)
+
+    def bind_all(self) -> None:
+        """Bind every operation now (used by tests and to surface document errors early)."""
+        for key in self._index:
+            self[key]
+
+    def __repr__(self) -> str:
+        return f"<OperationMap of {len(self)} operations>"
+
+
+def _operation_id(path: str, method: str, raw: Mapping[str, Any]) -> str:
+    op_id = raw.get("operationId")
+    if isinstance(op_id, str) and op_id:
+        return op_id
+    # Operations without an id still bind, under a name made from method + path.
+    return snake_case(method + "_" + re.sub(r"[{}]", "", path.replace("/", "_")))
+
+
+def bind_operations(document: Mapping[str, Any]) -> OperationMap:
+    """Index every operation of an OpenAPI 3.0 document (each is bound on first use)."""
+    return OperationMap(document)
