@@ -1,0 +1,434 @@
+"""Retries: when to re-send a request, how long to wait, and the loop that does it.
+
+Small policies, each testable with a fake clock and a seeded :class:`random.Random`:
+
+* :class:`ThrottlePolicy` - a 429 waits for ``Retry-After`` (or the "Wait Nsecs" message).
+  ``0`` is floored to a short pause (0.25 s + up to 0.25 s jitter, so 0.25-0.5 s); a wait
+  above ``cap`` (60 s) is not waited at all: the loop gives up and the session raises
+  ``RateLimited``, whose ``retry_after`` tells the caller how long.
+* :class:`ExponentialBackoff` - 502/503/504 and transport errors: full jitter,
+  ``uniform(0, min(max_backoff, base * 2 ** (attempt - 1)))`` with base 0.2 s, max 20 s.
+* :class:`RetryBudget` - a per-session token bucket (botocore's retry quota): a retry of a
+  5xx costs 5 tokens, of a transport error 10, out of 500; a success refills 1, or refunds
+  what its own retries cost.  A dead server therefore sees at most ~50-100 retries from a
+  session before calls fail fast, instead of 4 retries for every call.  429s are paced by the
+  server's ``Retry-After`` and cost nothing.
+* :func:`is_safe_to_resend` - idempotent calls are retried on all of the above.  A
+  non-idempotent call (POST; ``CreateWorkflowLaunch``) is re-sent only when the server provably
+  did not process it: 429, 503, or a :class:`~tower_async.errors.TransportError` with
+  ``may_have_been_processed=False``.
+* :class:`RetryPolicy` composes them with ``max_attempts`` (5, counting the first).
+
+:func:`send_with_retries` runs the loop: it acquires the limiter before *every* attempt, so
+retries go through the bucket too, and returns the final response (the session turns an
+error status into ``ApiError``) or re-raises the last ``TransportError``.  Each retry is logged
+on ``tower_async.retries`` with the operation id, status or error, attempt and wait - never
+headers, which carry the token.  Cancellation during a limiter wait or a backoff sleep
+propagates as ``CancelledError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from .errors import TransportError
+from .ratelimit import Limiter
+
+__all__ = [
+    "IDEMPOTENT_METHODS",
+    "Clock",
+    "Decision",
+    "ExponentialBackoff",
+    "ResponseLike",
+    "RetryBudget",
+    "RetryContext",
+    "RetryEvent",
+    "RetryPolicy",
+    "SystemClock",
+    "ThrottlePolicy",
+    "is_idempotent_method",
+    "is_safe_to_resend",
+    "parse_retry_after",
+    "send_with_retries",
+]
+
+logger = logging.getLogger("tower_async.retries")
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+THROTTLED = 429
+#: Statuses that are retried (subject to :func:`is_safe_to_resend`).
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+#: Statuses that prove the server did not act on the request.
+NOT_PROCESSED_STATUSES = frozenset({429, 503})
+
+_WAIT_MESSAGE = re.compile(rb"wait\s+(\d+(?:\.\d+)?)\s*s(?:ec|econd)?s?\b", re.IGNORECASE)
+
+
+# -- clock -----------------------------------------------------------------------------------
+
+
+class Clock(Protocol):
+    """Time as the retry loop sees it; tests pass a fake one."""
+
+    def monotonic(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """``time.monotonic`` and ``asyncio.sleep``."""
+
+    __slots__ = ()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    def __repr__(self) -> str:
+        return "SystemClock()"
+
+
+SYSTEM_CLOCK = SystemClock()
+
+
+# -- what an attempt produced ------------------------------------------------------------------
+
+
+class ResponseLike(Protocol):
+    """The part of ``tower_async.sansio.RawResponse`` the retry layer reads."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def body(self) -> bytes: ...
+
+
+R = TypeVar("R", bound=ResponseLike)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryContext:
+    """One finished attempt: either a response or a transport error."""
+
+    operation_id: str
+    method: str
+    idempotent: bool
+    attempt: int  # 1-based number of the attempt that just ended
+    response: ResponseLike | None = None
+    error: TransportError | None = None
+
+    @property
+    def status(self) -> int | None:
+        return self.response.status if self.response is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to do after an attempt.  ``cost`` is what the retry took from the budget."""
+
+    retry: bool
+    wait: float = 0.0
+    reason: str = ""
+    cost: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RetryEvent:
+    """Passed to the ``on_retry`` hook before each backoff sleep."""
+
+    operation_id: str
+    method: str
+    attempt: int  # the attempt that failed (1-based); the next one is attempt + 1
+    max_attempts: int
+    status: int | None  # the response status, or None for a transport error
+    error: TransportError | None
+    wait: float  # seconds until the next attempt (before the limiter)
+    reason: str
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def is_idempotent_method(method: str) -> bool:
+    """The default for ``idempotent=``: GET, HEAD, PUT, DELETE, OPTIONS."""
+    return method.upper() in IDEMPOTENT_METHODS
+
+
+def is_safe_to_resend(ctx: RetryContext) -> bool:
+    """Whether sending the request again cannot act on it twice."""
+    if ctx.idempotent:
+        return True
+    if ctx.error is not None:
+        return not ctx.error.may_have_been_processed
+    return ctx.status in NOT_PROCESSED_STATUSES
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        value = headers.get(name.lower())
+    return value
+
+
+def parse_retry_after(headers: Mapping[str, str], body: bytes | None = b"") -> float | None:
+    """Seconds to wait from ``Retry-After`` (delta-seconds), else from the Platform's
+    "Maximum request rate exceeded. Wait Nsecs ..." message; ``None`` if neither says.
+
+    HTTP-date values are not used (the Platform sends whole seconds).
+    """
+    value = _header(headers, "Retry-After")
+    if value is not None:
+        try:
+            seconds = float(value.strip())
+        except ValueError:
+            seconds = math.nan
+        if math.isfinite(seconds) and seconds >= 0:
+            return seconds
+    if body:
+        match = _WAIT_MESSAGE.search(body[:4096])
+        if match:
+            return float(match.group(1))
+    return None
+
+
+# -- policies ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExponentialBackoff:
+    """Full-jitter exponential backoff: ``uniform(0, min(max_backoff, base * 2**(n-1)))``
+    after the n-th failed attempt."""
+
+    base: float = 0.2
+    max_backoff: float = 20.0
+
+    def ceiling(self, attempt: int) -> float:
+        """Upper bound of the wait after the ``attempt``-th failure."""
+        exponent = min(max(attempt - 1, 0), 62)
+        return min(self.max_backoff, self.base * 2.0**exponent)
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        return rng.uniform(0.0, self.ceiling(attempt))
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottlePolicy:
+    """How long to wait on a 429 (and on a 503 that says ``Retry-After``).
+
+    :meth:`delay` returns ``None`` when the server's wait exceeds ``cap``: give up.
+    Without a hint, the caller falls back to exponential backoff (floored at ``floor``).
+    """
+
+    floor: float = 0.25
+    jitter: float = 0.25
+    cap: float = 60.0
+
+    def hint(self, response: ResponseLike) -> float | None:
+        return parse_retry_after(response.headers, response.body)
+
+    def delay(self, hinted: float, rng: random.Random) -> float | None:
+        if hinted > self.cap:
+            return None
+        return max(hinted, self.floor) + rng.uniform(0.0, self.jitter)
+
+
+@dataclass(slots=True)
+class RetryBudget:
+    """A token bucket of retries (botocore's ``RetryQuota``), one per session.
+
+    Retries take tokens; a success gives back what its own retries took, or
+    ``success_refill`` if it needed none.  When empty, failures are returned at once.
+    """
+
+    capacity: int = 500
+    retry_cost: int = 5
+    transport_error_cost: int = 10
+    success_refill: int = 1
+    available: int = field(default=-1)
+
+    def __post_init__(self) -> None:
+        if self.available < 0:
+            self.available = self.capacity
+
+    def acquire(self, cost: int) -> bool:
+        if cost > self.available:
+            return False
+        self.available -= cost
+        return True
+
+    def release(self, amount: int) -> None:
+        self.available = min(self.capacity, self.available + amount)
+
+    def record_success(self, spent: int) -> None:
+        self.release(spent if spent > 0 else self.success_refill)
+
+
+@dataclass(slots=True)
+class RetryPolicy:
+    """The composed policy.  Keep one per session: it holds the session's budget.
+
+    ``RetryPolicy(max_attempts=1)`` disables retries; ``budget=None`` removes the budget.
+    """
+
+    max_attempts: int = 5
+    backoff: ExponentialBackoff = field(default_factory=ExponentialBackoff)
+    throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
+    budget: RetryBudget | None = field(default_factory=RetryBudget)
+    rng: random.Random = field(default_factory=random.Random)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+
+    def decide(self, ctx: RetryContext) -> Decision:
+        """Retry or not after ``ctx``; a positive decision has already taken its budget."""
+        if ctx.error is None and ctx.status not in RETRYABLE_STATUSES:
+            return Decision(False, reason="not retryable")
+        if not is_safe_to_resend(ctx):
+            return Decision(False, reason="not idempotent and may have been processed")
+        if ctx.attempt >= self.max_attempts:
+            return Decision(False, reason=f"gave up after {ctx.attempt} attempts")
+
+        wait: float | None = None
+        if ctx.response is not None and ctx.status in (THROTTLED, 503):
+            hinted = self.throttle.hint(ctx.response)
+            if hinted is not None:
+                wait = self.throttle.delay(hinted, self.rng)
+                if wait is None:
+                    return Decision(
+                        False,
+                        reason=f"server asks to wait {hinted:g}s, above the "
+                        f"{self.throttle.cap:g}s cap",
+                    )
+        if wait is None:
+            wait = self.backoff.delay(ctx.attempt, self.rng)
+            if ctx.status == THROTTLED:
+                wait = max(wait, self.throttle.floor)
+
+        cost = 0
+        if self.budget is not None and ctx.status != THROTTLED:
+            cost = (
+                self.budget.transport_error_cost
+                if ctx.error is not None
+                else self.budget.retry_cost
+            )
+            if not self.budget.acquire(cost):
+                return Decision(False, reason="retry budget exhausted")
+        return Decision(True, wait=wait, reason=_describe(ctx), cost=cost)
+
+    def record_success(self, spent: int) -> None:
+        if self.budget is not None:
+            self.budget.record_success(spent)
+
+    def refund(self, cost: int) -> None:
+        """Give back a retry's cost when it never happened (cancelled while waiting)."""
+        if self.budget is not None and cost:
+            self.budget.release(cost)
+
+
+def _describe(ctx: RetryContext) -> str:
+    if ctx.error is not None:
+        return f"transport error ({ctx.error.reason})"
+    return f"HTTP {ctx.status}"
+
+
+# -- the loop ---------------------------------------------------------------------------------
+
+
+async def send_with_retries(
+    send: Callable[[], Awaitable[R]],
+    *,
+    operation_id: str,
+    method: str,
+    idempotent: bool,
+    limiter: Limiter | None,
+    policy: RetryPolicy,
+    clock: Clock = SYSTEM_CLOCK,
+    on_retry: Callable[[RetryEvent], None] | None = None,
+) -> R:
+    """Send with ``send()`` until the policy says stop.
+
+    Returns the last response (a success, or the error response when giving up); re-raises
+    the last :class:`TransportError` when giving up on one.  Other exceptions from ``send``
+    (and from ``on_retry``) propagate at once.  ``limiter.acquire()`` runs before every attempt.
+    """
+    spent = 0
+    started = clock.monotonic()
+    for attempt in range(1, policy.max_attempts + 1):
+        if limiter is not None:
+            await limiter.acquire()
+        response: R | None = None
+        error: TransportError | None = None
+        try:
+            response = await send()
+        except TransportError as exc:
+            error = exc
+
+        ctx = RetryContext(operation_id, method, idempotent, attempt, response, error)
+        decision = policy.decide(ctx)
+        if not decision.retry:
+            if response is not None:
+                if 200 <= response.status < 400:
+                    policy.record_success(spent)
+                elif attempt > 1 or response.status in RETRYABLE_STATUSES:
+                    _log_give_up(ctx, decision, started, clock)
+                return response
+            assert error is not None
+            _log_give_up(ctx, decision, started, clock)
+            raise error
+
+        spent += decision.cost
+        logger.info(
+            "%s (%s): %s on attempt %d/%d; retrying in %.2fs",
+            operation_id,
+            method,
+            decision.reason,
+            attempt,
+            policy.max_attempts,
+            decision.wait,
+        )
+        if on_retry is not None:
+            on_retry(
+                RetryEvent(
+                    operation_id=operation_id,
+                    method=method,
+                    attempt=attempt,
+                    max_attempts=policy.max_attempts,
+                    status=ctx.status,
+                    error=error,
+                    wait=decision.wait,
+                    reason=decision.reason,
+                )
+            )
+        try:
+            await clock.sleep(decision.wait)
+        except BaseException:
+            policy.refund(decision.cost)
+            raise
+    raise AssertionError("unreachable: the policy stops at max_attempts")  # pragma: no cover
+
+
+def _log_give_up(ctx: RetryContext, decision: Decision, started: float, clock: Clock) -> None:
+    logger.info(
+        "%s (%s): %s on attempt %d; not retrying: %s (%.2fs since the first attempt)",
+        ctx.operation_id,
+        ctx.method,
+        _describe(ctx),
+        ctx.attempt,
+        decision.reason,
+        clock.monotonic() - started,
+    )
