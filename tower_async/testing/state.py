@@ -449,7 +449,7 @@ class FakeState:
         self,
         workspaces: list[int] | None = None,
         *,
-        rate_limit: int | None | Literal["default"] = "default",
+        rate_limit: int | Literal["default"] | None = "default",
         token: str | None = None,
     ) -> str:
         """Register a token and return it.
@@ -683,7 +683,9 @@ class FakeState:
             self.add_label(ws_id, "urgent")
             self.add_label(ws_id, "benchmark")
         showcase = self.workspace_by_name("community", "showcase")
-        files = {f"reads/sample_{i:04d}_R{r}.fastq.gz": 1000 + i for i in range(250) for r in (1, 2)}
+        files = {
+            f"reads/sample_{i:04d}_R{r}.fastq.gz": 1000 + i for i in range(250) for r in (1, 2)
+        }
         files.update({f"results/run_{i:02d}/report.html": 5000 + i for i in range(10)})
         files["README.md"] = 120
         self.add_data_link(showcase.id, "fake-bucket", files)
@@ -694,9 +696,7 @@ class FakeState:
             raise ApiFailure(403, f"Workspace {workspace_id} not found or not accessible")
 
     # ------------------------------------------------------------------ launches
-    def launch(
-        self, workspace_id: int | None, launch: dict[str, Any], token: str
-    ) -> Workflow:
+    def launch(self, workspace_id: int | None, launch: dict[str, Any], token: str) -> Workflow:
         """Validate a WorkflowLaunchRequest and submit the run (raises ApiFailure)."""
         for key in ("pipeline", "computeEnvId", "workDir"):
             value = launch.get(key)
