@@ -167,13 +167,10 @@ class RateLimited(ApiError):
 
     @property
     def retry_after(self) -> float | None:
-        value = self.headers.get("Retry-After") or self.headers.get("retry-after")
-        if value is None:
-            return None
-        try:
-            return float(value)
-        except ValueError:
-            return None
+        from .retries import parse_retry_after  # header, else "Wait Nsecs" in the message
+
+        body = self.message.encode() if self.message else b""
+        return parse_retry_after(self.headers, body)
 
 
 class ServerError(ApiError):

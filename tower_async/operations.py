@@ -42,13 +42,15 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _SNAKE_1 = re.compile(r"(.)([A-Z][a-z]+)")
 _SNAKE_2 = re.compile(r"([a-z0-9])([A-Z])")
 _NON_IDENT = re.compile(r"\W+")
+_UNDERSCORES = re.compile(r"__+")
 
 
 def snake_case(name: str) -> str:
     """``ListWorkflows`` -> ``list_workflows``; ``workspaceId`` -> ``workspace_id``."""
-    s = _SNAKE_1.sub(r"\1_\2", name)
+    s = _NON_IDENT.sub("_", name)
+    s = _SNAKE_1.sub(r"\1_\2", s)
     s = _SNAKE_2.sub(r"\1_\2", s)
-    s = _NON_IDENT.sub("_", s).strip("_").lower()
+    s = _UNDERSCORES.sub("_", s).strip("_").lower()
     if not s:
         s = "_"
     if s[0].isdigit():
@@ -97,7 +99,7 @@ def _schema_kind(document: Mapping[str, Any], schema: Mapping[str, Any]) -> tupl
     return "any", resolved
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Parameter:
     """One parameter of an operation, as the document declares it."""
 
@@ -172,7 +174,7 @@ def _is_json(media: str) -> bool:
     return media == JSON_MEDIA or media.endswith("+json") or media == "*/*"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Operation:
     """Everything the document says about one operation.  Immutable and shared."""
 

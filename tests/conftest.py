@@ -1,0 +1,45 @@
+"""Shared fixtures: where the Platform's published documents are, and an isolated cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+VERSIONS = ("1.85.0", "1.115.0", "1.181.0")
+
+
+def specs_dir() -> Path:
+    """``$TOWER_ASYNC_SPECS``, else ``../shared/openapi`` beside the repository."""
+    env = os.environ.get("TOWER_ASYNC_SPECS")
+    return Path(env) if env else REPO.parent / "shared" / "openapi"
+
+
+def spec_path(version: str) -> Path:
+    path = specs_dir() / f"seqera-api-{version}.yaml"
+    if not path.is_file():
+        pytest.skip(
+            f"the Platform's published document {path} is not here "
+            "(set TOWER_ASYNC_SPECS to the folder holding seqera-api-*.yaml)"
+        )
+    return path
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> Path:
+    """A private schema cache for one test."""
+    d = tmp_path / "schema-cache"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never touch the real user cache or pick up a real token from the environment."""
+    monkeypatch.setenv("TOWER_ASYNC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "user-cache"))
+    for name in ("TOWER_ACCESS_TOKEN", "TOWER_API_ENDPOINT", "TOWER_WORKSPACE_ID"):
+        monkeypatch.delenv(name, raising=False)

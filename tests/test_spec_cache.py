@@ -1,0 +1,202 @@
+"""Document loading and the schema cache (issue 2)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+from aiohttp import web
+
+from tower_async import SpecError, SpecWarning, Tower
+from tower_async import spec as spec_module
+from tower_async.spec import SchemaCache, document_url_for, load_document
+
+from .conftest import spec_path
+from .tiny_server import TINY_SPEC, TOKEN
+
+
+def _entries(cache_dir: Path) -> list[Path]:
+    return sorted(p for p in cache_dir.rglob("*") if p.is_file())
+
+
+def test_path_source_is_cached_in_fast_form(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = SchemaCache(cache_dir)
+    cold = load_document(TINY_SPEC, cache=cache)
+    assert not cold.from_cache
+    assert cold.api_version == "2.0.0" and cold.origin == "file"
+    [entry] = _entries(cache_dir)
+    assert entry.name == f"2.0.0__{cold.sha256}.json"
+    header, _, body = entry.read_bytes().partition(b"\n")
+    assert orjson.loads(header)["api_version"] == "2.0.0"
+    assert orjson.loads(body) == cold.document
+
+    # a warm load neither parses YAML nor validates the document again
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a warm load must not do this")
+
+    monkeypatch.setattr(yaml, "load", boom)
+    monkeypatch.setattr(spec_module, "check_document", boom)
+    warm = load_document(TINY_SPEC, cache=SchemaCache(cache_dir))
+    assert warm.from_cache and warm.document == cold.document and warm.sha256 == cold.sha256
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data[: len(data) // 2],  # truncated
+        lambda data: b"not json at all\n" + data,  # garbage header
+        lambda data: data.replace(b'"paths"', b'"pathz"', 1),  # checksum mismatch
+        lambda data: b"",  # empty
+    ],
+    ids=["truncated", "garbage-header", "checksum", "empty"],
+)
+def test_corrupt_entry_is_detected_and_rebuilt(cache_dir: Path, damage: Any) -> None:
+    cache = SchemaCache(cache_dir)
+    first = load_document(TINY_SPEC, cache=cache)
+    [entry] = _entries(cache_dir)
+    entry.write_bytes(damage(entry.read_bytes()))
+    again = load_document(TINY_SPEC, cache=cache)
+    assert not again.from_cache  # re-parsed from the source, not the damaged entry
+    assert again.document == first.document
+    assert load_document(TINY_SPEC, cache=cache).from_cache  # and written back whole
+    assert not [p for p in cache_dir.rglob(".tmp-*")]
+
+
+def test_dict_source_and_disabled_cache(cache_dir: Path) -> None:
+    document = yaml.safe_load(TINY_SPEC.read_text())
+    cold = load_document(document, cache=SchemaCache(cache_dir))
+    assert cold.origin == "dict" and not cold.from_cache
+    assert load_document(document, cache=SchemaCache(cache_dir)).from_cache
+    nocache = load_document(document, cache=SchemaCache(None))
+    assert not nocache.from_cache and nocache.path is None
+
+
+def test_unreadable_and_malformed_sources(tmp_path: Path, cache_dir: Path) -> None:
+    cache = SchemaCache(cache_dir)
+    with pytest.raises(SpecError, match="cannot read"):
+        load_document(tmp_path / "missing.yaml", cache=cache)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("openapi: [unclosed\n")
+    with pytest.raises(SpecError, match="invalid YAML"):
+        load_document(bad, cache=cache)
+    listy = tmp_path / "list.json"
+    listy.write_text("[1, 2]")
+    with pytest.raises(SpecError, match="must be a mapping"):
+        load_document(listy, cache=cache)
+
+
+def test_invalid_published_document_binds_with_one_warning(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = spec_path("1.85.0")
+    monkeypatch.setattr(spec_module, "_warned", set())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        spec = load_document(path, cache=SchemaCache(cache_dir))
+        load_document(path, cache=SchemaCache(cache_dir))  # warm: no second warning
+    mine = [w for w in caught if issubclass(w.category, SpecWarning)]
+    assert len(mine) == 1
+    text = str(mine[0].message)
+    assert "1.85.0" in text and "bound anyway" in text
+    assert r"\p{Graph}" in text  # says what is wrong
+    assert spec.problems is not None
+    from tower_async.operations import bind_operations
+
+    assert len(bind_operations(spec.document)) == 201
+
+
+def test_valid_document_gives_no_warning(cache_dir: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SpecWarning)
+        spec = load_document(spec_path("1.115.0"), cache=SchemaCache(cache_dir))
+    assert spec.problems is None
+
+
+def test_document_url_for_endpoints() -> None:
+    assert (
+        document_url_for("https://api.cloud.seqera.io")
+        == "https://cloud.seqera.io/openapi/seqera-api-latest.yml"
+    )
+    assert (
+        document_url_for("https://tower.example.org/api")
+        == "https://tower.example.org/openapi/seqera-api-latest.yml"
+    )
+    assert (
+        document_url_for("http://127.0.0.1:8000")
+        == "http://127.0.0.1:8000/openapi/seqera-api-latest.yml"
+    )
+
+
+@pytest.fixture
+async def doc_server() -> AsyncIterator[tuple[str, dict[str, int]]]:
+    """Serves /service-info and the tiny document as a Platform install publishes it."""
+    counts = {"service-info": 0, "document": 0}
+
+    async def info(request: web.Request) -> web.Response:
+        counts["service-info"] += 1
+        return web.json_response({"serviceInfo": {"version": "x", "apiVersion": "2.0.0"}})
+
+    async def document(request: web.Request) -> web.Response:
+        counts["document"] += 1
+        return web.Response(body=TINY_SPEC.read_bytes(), content_type="application/yaml")
+
+    async def ping(request: web.Request) -> web.Response:
+        return web.json_response({"pong": True})
+
+    app = web.Application()
+    app.router.add_get("/service-info", info)
+    app.router.add_get("/openapi/seqera-api-latest.yml", document)
+    app.router.add_get("/ping", ping)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}", counts
+    finally:
+        await runner.cleanup()
+
+
+async def test_automatic_document_from_service_info_then_cache(
+    doc_server: tuple[str, dict[str, int]], cache_dir: Path
+) -> None:
+    url, counts = doc_server
+    async with Tower(token=TOKEN, endpoint=url, cache_dir=cache_dir) as tw:
+        assert tw.spec.api_version == "2.0.0" and not tw.spec.from_cache
+        assert await tw.get_ping() == {"pong": True}
+    assert counts == {"service-info": 1, "document": 1}
+    async with Tower(token=TOKEN, endpoint=url, cache_dir=cache_dir) as tw:
+        assert tw.spec.from_cache
+    assert counts == {"service-info": 2, "document": 1}  # the version hit the cache
+
+
+async def test_url_source_skips_parsing_when_content_is_cached(
+    doc_server: tuple[str, dict[str, int]], cache_dir: Path
+) -> None:
+    url, counts = doc_server
+    doc_url = f"{url}/openapi/seqera-api-latest.yml"
+    async with Tower(spec=doc_url, token=TOKEN, endpoint=url, cache_dir=cache_dir) as tw:
+        assert not tw.spec.from_cache
+    async with Tower(spec=doc_url, token=TOKEN, endpoint=url, cache_dir=cache_dir) as tw:
+        assert tw.spec.from_cache
+        assert "list_items" in dir(tw)
+    assert counts["document"] == 2
+
+
+async def test_automatic_mode_without_service_info_says_what_to_do(cache_dir: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(SpecError, match="pass spec="):
+        async with Tower(token=TOKEN, endpoint=f"http://127.0.0.1:{port}", cache_dir=cache_dir):
+            pass
