@@ -159,3 +159,14 @@ def test_route_matching_and_validation() -> None:
         FaultSpec(route="*", kind="status", probability=1.5)
     with pytest.raises(ValueError):
         FaultSpec(route="*", kind="drift", drift=("colour",))
+
+
+async def test_service_info_can_fault_but_the_document_never_does(
+    fake_platform: FakePlatform,
+) -> None:
+    fake_platform.faults.add("*", "status", status=500)
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{fake_platform.url}/service-info") as resp:
+            assert resp.status == 500
+        async with s.get(fake_platform.spec_url) as resp:
+            assert resp.status == 200

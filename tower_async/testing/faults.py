@@ -10,6 +10,9 @@ Faults are rules matched against each authenticated, rate-accepted request::
 
 ``route`` is an operationId (``"ListWorkflows"``), ``"*"``, or a glob matched against the
 request path (anything starting with ``/``, e.g. ``"/workflow/*/tasks"``).
+Every operation of the fake can be faulted (``Info`` too) except fetching the OpenAPI
+document. Faults apply after authentication and the rate limit: a faulted call counts
+as an accepted call.
 Randomness comes from one ``random.Random(seed)``, so a given seed and call sequence
 always produce the same faults. ``count`` limits how many times a rule fires.
 

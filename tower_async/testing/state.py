@@ -13,6 +13,7 @@ seeded RNG says so at launch time. Cancelled runs are CANCELLED.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import random
 import string
@@ -59,6 +60,11 @@ class ApiFailure(Exception):
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
+    return _iso_seconds(int(ts))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _iso_seconds(ts: int) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -886,84 +892,37 @@ class FakeState:
     def workflow_labels(self, wf: Workflow) -> list[dict[str, Any]]:
         return [self.labels[i].dto() for i in wf.label_ids if i in self.labels]
 
-    def task_counts(self, wf: Workflow) -> dict[str, int]:
-        tasks = self.tasks(wf)
-        c = Counter(t["status"] for t in tasks)
-        return {
-            "pending": 0,
-            "submitted": c["SUBMITTED"],
-            "running": c["RUNNING"],
-            "succeeded": c["COMPLETED"],
-            "failed": c["FAILED"],
-            "aborted": c["ABORTED"],
-            "cached": c["CACHED"],
-        }
-
-    def progress(self, wf: Workflow) -> dict[str, Any]:
-        tasks = self.tasks(wf)
-        counts = self.task_counts(wf)
-        base = {
-            "cpus": 2 * len(tasks),
-            "cpuTime": 1000 * len(tasks),
-            "cpuLoad": 900 * len(tasks),
-            "memoryRss": 1 << 28,
-            "memoryReq": 1 << 30,
-            "readBytes": 1 << 20,
-            "writeBytes": 1 << 19,
-            "volCtxSwitch": 10,
-            "invCtxSwitch": 2,
-            "loadTasks": counts["running"],
-            "loadCpus": 2 * counts["running"],
-            "loadMemory": counts["running"] << 30,
-            "peakCpus": 2,
-            "peakTasks": 1,
-            "peakMemory": 1 << 30,
-            "retries": 0,
-            "ignored": 0,
-        }
-        processes: list[dict[str, Any]] = []
-        for name in PROCESSES[: max(1, min(len(PROCESSES), wf.n_tasks))]:
-            mine = [t for t in tasks if t["process"] == name]
-            pc = Counter(t["status"] for t in mine)
-            processes.append(
-                {
-                    **base,
-                    "process": name,
-                    "pending": 0,
-                    "submitted": pc["SUBMITTED"],
-                    "running": pc["RUNNING"],
-                    "succeeded": pc["COMPLETED"],
-                    "failed": pc["FAILED"],
-                    "aborted": pc["ABORTED"],
-                    "cached": 0,
-                }
-            )
-        return {
-            "workflowProgress": {**base, **counts},
-            "processesProgress": processes,
-            "totalProcesses": len(processes),
-        }
-
-    def tasks(self, wf: Workflow) -> list[dict[str, Any]]:
+    def task_states(self, wf: Workflow) -> list[tuple[str, int | None]]:
+        """(status, exit code) of the tasks visible now, in submission order."""
         now = self.clock.now()
         status = wf.status_at(now)
         n = wf.n_tasks
         if status == "SUBMITTED" or n == 0:
             return []
-        frac = wf.fraction_at(now)
-        done = min(n, int(frac * n))
-        out: list[dict[str, Any]] = []
+        done = min(n, int(wf.fraction_at(now) * n))
+        out: list[tuple[str, int | None]] = []
         for i in range(n):
             if i < done and not (status == "FAILED" and i == n - 1):
-                st, exit_code = "COMPLETED", 0
+                out.append(("COMPLETED", 0))
             elif status == "RUNNING" and i == done:
-                st, exit_code = "RUNNING", None
+                out.append(("RUNNING", None))
             elif status == "FAILED" and i == n - 1:
-                st, exit_code = "FAILED", 1
+                out.append(("FAILED", 1))
             elif status == "CANCELLED" and i == done:
-                st, exit_code = "ABORTED", None
+                out.append(("ABORTED", None))
             else:
                 break
+        return out
+
+    def progress(self, wf: Workflow) -> dict[str, Any]:
+        """ProgressData of a run (shared, cached per task-state pattern: do not mutate)."""
+        return _progress(tuple(self.task_states(wf)), wf.n_tasks)
+
+    def tasks(self, wf: Workflow) -> list[dict[str, Any]]:
+        states = self.task_states(wf)
+        n = wf.n_tasks
+        out: list[dict[str, Any]] = []
+        for i, (st, exit_code) in enumerate(states):
             t0 = wf.start_time + i * (wf.durations.running / max(n, 1))
             process = PROCESSES[i % len(PROCESSES)]
             out.append(
@@ -1070,6 +1029,53 @@ class FakeState:
         ds.versions.append(version)
         ds.contents.append(content)
         return version
+
+
+@functools.lru_cache(maxsize=4096)
+def _progress(states: tuple[tuple[str, int | None], ...], n_tasks: int) -> dict[str, Any]:
+    n_proc = max(1, min(len(PROCESSES), n_tasks))
+    per_process = [Counter[str]() for _ in range(n_proc)]
+    for i, (st, _) in enumerate(states):
+        per_process[i % len(PROCESSES) % n_proc][st] += 1
+    total = Counter(st for st, _ in states)
+    running = total["RUNNING"]
+    base = {
+        "cpus": 2 * len(states),
+        "cpuTime": 1000 * len(states),
+        "cpuLoad": 900 * len(states),
+        "memoryRss": 1 << 28,
+        "memoryReq": 1 << 30,
+        "readBytes": 1 << 20,
+        "writeBytes": 1 << 19,
+        "volCtxSwitch": 10,
+        "invCtxSwitch": 2,
+        "loadTasks": running,
+        "loadCpus": 2 * running,
+        "loadMemory": running << 30,
+        "peakCpus": 2,
+        "peakTasks": 1,
+        "peakMemory": 1 << 30,
+        "retries": 0,
+        "ignored": 0,
+    }
+
+    def counts(c: Counter[str]) -> dict[str, int]:
+        return {
+            "pending": 0,
+            "submitted": c["SUBMITTED"],
+            "running": c["RUNNING"],
+            "succeeded": c["COMPLETED"],
+            "failed": c["FAILED"],
+            "aborted": c["ABORTED"],
+            "cached": c["CACHED"],
+        }
+
+    processes = [{**base, "process": PROCESSES[k], **counts(per_process[k])} for k in range(n_proc)]
+    return {
+        "workflowProgress": {**base, **counts(total)},
+        "processesProgress": processes,
+        "totalProcesses": n_proc,
+    }
 
 
 def encode_page_token(offset: int) -> str:
