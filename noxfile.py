@@ -1,0 +1,55 @@
+"""Project tasks.  ``nox -s tests`` is what CI runs (see .ci/run and README.md)."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["tests", "lint", "typecheck"]
+
+PYTHON = None  # the interpreter nox runs on
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The test suite (real loopback HTTP against the embedded fake Platform)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-q", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff check + format check."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package."""
+    session.install("-e", ".[test,progress]", "mypy", "types-pyyaml")
+    session.run("mypy", "--strict", "tower_async")
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """The main job: a bulk launch (against the embedded fake Platform without a token)."""
+    session.install("-e", ".[progress]")
+    session.run("python", "examples/bulk_launch.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks; each prints ratios measured in the same run."""
+    session.install("-e", ".[test]")
+    scripts = session.posargs or [
+        "bench_startup.py",
+        "bench_validation.py",
+        "bench_ratelimit.py",
+        "bench_pagination.py",
+        "bench_launch.py",
+    ]
+    for script in scripts:
+        session.run("python", f"bench/{script}")
