@@ -62,6 +62,20 @@ class Route:
     workspace_in_path: bool = False
 
 
+def strip_nulls(value: Any) -> Any:
+    """Drop null members of objects, recursively (not inside ``params``: user data).
+
+    The Platform omits unset optional fields; the document rarely marks them nullable.
+    """
+    if isinstance(value, dict):
+        return {
+            k: (v if k == "params" else strip_nulls(v)) for k, v in value.items() if v is not None
+        }
+    if isinstance(value, list):
+        return [strip_nulls(v) for v in value]
+    return value
+
+
 def _error(status: int, message: str | None) -> web.Response:
     if message is None:
         return web.Response(status=status)
@@ -733,6 +747,7 @@ class FakeApp:
         api_version: str = DEFAULT_API_VERSION,
         spec_bytes: bytes = b"",
         platform_version: str = "25.2.0-fake",
+        emit_nulls: bool = False,
     ) -> None:
         self.state = state
         self.faults = faults
@@ -740,6 +755,8 @@ class FakeApp:
         self.api_version = api_version
         self.platform_version = platform_version
         self.spec_bytes = spec_bytes
+        #: keep null members in JSON payloads (default: omitted, as the Platform does)
+        self.emit_nulls = emit_nulls
         #: unhandled exceptions turned into 500s (should stay empty: each one is a bug)
         self.errors: list[BaseException] = []
         self.routes = build_routes()
@@ -828,6 +845,8 @@ class FakeApp:
             return result
         if result is None:
             return web.Response(status=204)
+        if not self.emit_nulls:
+            result = strip_nulls(result)
         if "drift" in fired:
             result = apply_drift(result, fired["drift"])
         body = orjson.dumps(result)

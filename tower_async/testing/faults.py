@@ -28,7 +28,8 @@ Kinds:
 ``invalid_json`` answer 200 with a body that is not valid JSON (the first half of the real
                  one, with a matching ``Content-Length``).
 ``slow_body``    trickle the body in ``chunk`` byte pieces, sleeping ``delay`` between them.
-``drift``        spec drift in JSON payloads: ``nulls`` (optional fields set to null),
+``drift``        spec drift in JSON payloads: ``nulls`` (optional fields set to null
+                 where present; payloads otherwise omit unset fields),
                  ``enum`` (``status`` values replaced by ``enum_value``, default
                  ``"DELETING"``), ``extra`` (undocumented fields added), ``exit_string``
                  (task ``exit`` as a string, e.g. ``"0"``).
