@@ -13,8 +13,9 @@ same verdict as openapi-core (openapi-schema-validator's ``OAS30Read/WriteValida
   responses; such properties are dropped from ``required`` (as openapi-core does, looking
   at the property's own schema object).
 * ``format``: ``int32``/``int64`` become ``minimum``/``maximum``; ``date-time`` is kept and
-  checked (RFC 3339); every other format is an annotation (openapi-core checks none of
-  the others the Platform uses: ``email``, ``binary``, ``float``, ``double``).
+  checked (RFC 3339); ``email`` is what openapi-core (jsonschema) checks, a string with
+  an ``@``; every other format is an annotation (openapi-core checks none of the others
+  the Platform uses: ``binary``, ``float``, ``double``).
 * draft-4 boolean ``exclusiveMinimum``/``exclusiveMaximum`` become numbers.
 * ``discriminator`` next to ``oneOf``/``anyOf``/``allOf`` dispatches on the property
   value (mapping, then the member schemas' own names), like openapi-core; the
@@ -223,6 +224,8 @@ class SchemaConverter:
                 out["maximum"] = high
             elif fmt in CHECKED_FORMATS:
                 out["format"] = fmt
+            elif fmt == "email":  # openapi-core's (jsonschema's) check: contains "@"
+                out["allOf"] = [{"pattern": "@"}]
 
         for bound, flag, exclusive in (
             ("minimum", "exclusiveMinimum", max),
@@ -280,7 +283,8 @@ class SchemaConverter:
             for key in _COMBINATORS:
                 subs = node.get(key)
                 if isinstance(subs, list):
-                    out[key] = [self._convert(s, variant, refs) for s in subs]
+                    converted_subs = [self._convert(s, variant, refs) for s in subs]
+                    out.setdefault(key, []).extend(converted_subs)
         if isinstance(node.get("not"), Mapping):
             out["not"] = self._convert(node["not"], variant, refs)
         return out
