@@ -90,6 +90,7 @@ async def test_token_scoped_to_workspaces(fake_platform: FakePlatform) -> None:
         async with s.get(f"{base}/user/{user_id}/workspaces") as resp:
             entries = (await resp.json())["orgsAndWorkspaces"]
         names = {(e["orgName"], e["workspaceName"]) for e in entries}
+        assert all(("workspaceId" in e) for e in entries)  # null on the org entries
         assert names == {
             ("community", None),
             ("community", "showcase"),

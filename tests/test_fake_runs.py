@@ -71,7 +71,7 @@ async def test_launch_by_pipeline_name_and_records(fake_platform: FakePlatform) 
         assert workflow["runName"] == "exact-run"
         assert workflow["projectName"] == "nf-core/rnaseq"
         assert workflow["params"] == {"input": "samplesheet.csv", "genome": "GRCh38"}
-        assert workflow["submit"] and workflow["start"] is None and workflow["complete"] is None
+        assert workflow["submit"] and "start" not in workflow and "complete" not in workflow
         assert "-r 3.14.0" in workflow["commandLine"]
         assert wf["workspaceName"] == "production"
     records = fake_platform.state.launches_named("exact-run")

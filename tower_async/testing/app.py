@@ -62,14 +62,22 @@ class Route:
     workspace_in_path: bool = False
 
 
+_KEEP_NULL = frozenset({"workspaceId", "workspaceName", "workspaceFullName"})
+
+
 def strip_nulls(value: Any) -> Any:
     """Drop null members of objects, recursively (not inside ``params``: user data).
 
     The Platform omits unset optional fields; the document rarely marks them nullable.
+    Exception kept on purpose: ``workspaceId``/``workspaceName``/``workspaceFullName`` stay
+    null, as in the Platform's per-organization entries of ``ListWorkspacesUser`` (real
+    drift from its document, which does not mark them nullable).
     """
     if isinstance(value, dict):
         return {
-            k: (v if k == "params" else strip_nulls(v)) for k, v in value.items() if v is not None
+            k: (v if k == "params" else strip_nulls(v))
+            for k, v in value.items()
+            if v is not None or k in _KEEP_NULL
         }
     if isinstance(value, list):
         return [strip_nulls(v) for v in value]
