@@ -1,0 +1,111 @@
+"""The session against the fake Platform over loopback HTTP (issues 2 and 3).
+
+Binds the fake's own document (automatic: /service-info, then the served document) and
+the Platform's published 1.181.0 document, in strict validation mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tower_async import BadRequest, Forbidden, NotFound, RequestValidationError, Tower
+from tower_async.testing import FakePlatform
+
+from .conftest import spec_path
+
+
+@pytest.fixture(params=["fake-document", "published-1.181.0"])
+async def tw(
+    request: pytest.FixtureRequest, fake_platform: FakePlatform, cache_dir: Path
+) -> AsyncIterator[Tower]:
+    spec: Any = None if request.param == "fake-document" else spec_path("1.181.0")
+    async with Tower(
+        spec=spec,
+        token=fake_platform.token,
+        endpoint=fake_platform.url,
+        workspace=fake_platform.workspace_id("my-org", "production"),
+        cache_dir=cache_dir,
+        validation="strict",
+        rate_limit=None,
+    ) as session:
+        yield session
+
+
+def _launch_body(fake: FakePlatform, ws: int, **extra: Any) -> dict[str, Any]:
+    ce = fake.state.primary_compute_env(ws)
+    assert ce is not None
+    return {
+        "launch": {
+            "pipeline": "https://github.com/nf-core/rnaseq",
+            "computeEnvId": ce.id,
+            "workDir": "s3://bucket/work",
+            **extra,
+        }
+    }
+
+
+async def test_launch_describe_cancel_delete(tw: Tower, fake_platform: FakePlatform) -> None:
+    ws = tw.workspace_id
+    assert ws is not None
+    info = await tw.info()
+    assert info["serviceInfo"]["apiVersion"] == fake_platform.api_version
+    launched = await tw.create_workflow_launch(body=_launch_body(fake_platform, ws, runName="r1"))
+    wid = launched["workflowId"]
+    assert [r.workflow_id for r in fake_platform.state.launches] == [wid]
+    described = await tw.describe_workflow(workflow_id=wid)
+    assert described["workflow"]["status"] == "SUBMITTED"
+    fake_platform.advance(10)
+    described = await tw.describe_workflow(workflow_id=wid)
+    assert described["workflow"]["status"] == "RUNNING"
+    assert await tw.cancel_workflow(workflow_id=wid) is None
+    described = await tw.describe_workflow(workflow_id=wid)
+    assert described["workflow"]["status"] == "CANCELLED"
+    page = await tw.list_workflows(max=10)
+    assert [w["workflow"]["id"] for w in page["workflows"]] == [wid]
+    assert await tw.delete_workflow(workflow_id=wid) is None
+    with pytest.raises(NotFound):
+        await tw.describe_workflow(workflow_id=wid)
+
+
+async def test_run_log_is_streamed(tw: Tower, fake_platform: FakePlatform) -> None:
+    ws = tw.workspace_id
+    assert ws is not None
+    wid = (await tw.create_workflow_launch(body=_launch_body(fake_platform, ws)))["workflowId"]
+    fake_platform.advance(10_000)
+    total = 0
+    async with await tw.download_workflow_log(workflow_id=wid, file_name="nf.log") as log:
+        async for chunk in log.iter_chunked(16384):
+            total += len(chunk)
+    assert total >= fake_platform.state.log_size // 2
+
+
+async def test_platform_errors_become_api_errors(tw: Tower, fake_platform: FakePlatform) -> None:
+    with pytest.raises(BadRequest, match=r"computeEnvId|workDir|pipeline") as info:
+        await tw.create_workflow_launch(body={"launch": {"pipeline": "x"}})
+    assert info.value.status == 400 and info.value.operation_id == "CreateWorkflowLaunch"
+    with pytest.raises(NotFound):
+        await tw.describe_workflow(workflow_id="doesNotExist")
+    assert fake_platform.state.launches == []
+    with pytest.raises(RequestValidationError, match="CreateWorkflowLaunch"):
+        await tw.create_workflow_launch(body={"launch": {"pipeline": 42}})
+
+
+async def test_missing_or_foreign_token_is_forbidden(
+    fake_platform: FakePlatform, cache_dir: Path
+) -> None:
+    ws = fake_platform.workspace_id("my-org", "production")
+    dev = fake_platform.workspace_id("my-org", "dev")
+    scoped = fake_platform.add_token(workspaces=[dev])
+    async with Tower(token="", endpoint=fake_platform.url, cache_dir=cache_dir) as anonymous:
+        assert (await anonymous.info())["serviceInfo"]  # no token needed here
+        with pytest.raises(Forbidden) as info:
+            await anonymous.list_workflows(workspace_id=ws)
+        assert info.value.message is None  # 403 without a body, as on the Platform
+    async with Tower(token=scoped, endpoint=fake_platform.url, cache_dir=cache_dir) as tw:
+        assert (await tw.list_workflows(workspace_id=dev))["workflows"] == []
+        with pytest.raises(Forbidden):
+            await tw.list_workflows(workspace_id=ws)
