@@ -491,3 +491,25 @@ async def test_system_clock() -> None:
     before = clock.monotonic()
     await clock.sleep(0)
     assert clock.monotonic() >= before
+
+
+# -- 429s have their own count ------------------------------------------------------------------
+
+
+async def test_429s_do_not_use_up_max_attempts() -> None:
+    # seven 429s then two 503s then success: 3 non-throttled attempts of the 5 allowed
+    script_ = [Resp(429, {"Retry-After": "0"})] * 7 + [Resp(503), Resp(503), Resp(200)]
+    result, script, clock = await run(script_)
+    assert result.status == 200 and script.calls == 10 and len(clock.sleeps) == 9
+    # ... but 503s still stop at max_attempts, however many 429s came between them
+    mixed = [Resp(429), Resp(503)] * 5 + [Resp(200)]
+    result, script, _ = await run(mixed)
+    assert result.status == 503 and script.calls == 10
+
+
+async def test_throttled_retries_are_capped() -> None:
+    policy = RetryPolicy(throttle=ThrottlePolicy(max_retries=3))
+    result, script, _ = await run([Resp(429, {"Retry-After": "0"})] * 5, policy=policy)
+    assert result.status == 429 and script.calls == 4
+    result, script, _ = await run([Resp(429), Resp(200)], policy=RetryPolicy(max_attempts=1))
+    assert result.status == 429 and script.calls == 1

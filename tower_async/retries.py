@@ -17,7 +17,12 @@ Small policies, each testable with a fake clock and a seeded :class:`random.Rand
   non-idempotent call (POST; ``CreateWorkflowLaunch``) is re-sent only when the server provably
   did not process it: 429, 503, or a :class:`~tower_async.errors.TransportError` with
   ``may_have_been_processed=False``.
-* :class:`RetryPolicy` composes them with ``max_attempts`` (5, counting the first).
+* :class:`RetryPolicy` composes them with ``max_attempts`` (5, counting the first).  429s do
+  not count towards ``max_attempts``: a throttled call is the server pacing the client, not a
+  failure, so it is retried up to ``ThrottlePolicy.max_retries`` (50) times on its own count.
+  Otherwise a server limit below the client's (another process sharing the token, an
+  Enterprise install with a lower limit) made busy callers give up with ``RateLimited`` after
+  five 429s in a row.  ``max_attempts=1`` still disables every retry.
 
 :func:`send_with_retries` runs the loop: it acquires the limiter before *every* attempt, so
 retries go through the bucket too, and returns the final response (the session turns an
@@ -130,6 +135,7 @@ class RetryContext:
     attempt: int  # 1-based number of the attempt that just ended
     response: ResponseLike | None = None
     error: TransportError | None = None
+    throttled: int = 0  # how many of the attempts so far (this one included) were 429s
 
     @property
     def status(self) -> int | None:
@@ -236,6 +242,7 @@ class ThrottlePolicy:
     floor: float = 0.25
     jitter: float = 0.25
     cap: float = 60.0
+    max_retries: int = 50
 
     def hint(self, response: ResponseLike) -> float | None:
         return parse_retry_after(response.headers, response.body)
@@ -300,7 +307,12 @@ class RetryPolicy:
             return Decision(False, reason="not retryable")
         if not is_safe_to_resend(ctx):
             return Decision(False, reason="not idempotent and may have been processed")
-        if ctx.attempt >= self.max_attempts:
+        if self.max_attempts == 1:
+            return Decision(False, reason="retries disabled (max_attempts=1)")
+        if ctx.status == THROTTLED:
+            if ctx.throttled > self.throttle.max_retries:
+                return Decision(False, reason=f"gave up after {ctx.throttled} throttled attempts")
+        elif ctx.attempt - ctx.throttled >= self.max_attempts:
             return Decision(False, reason=f"gave up after {ctx.attempt} attempts")
 
         wait: float | None = None
@@ -367,8 +379,11 @@ async def send_with_retries(
     (and from ``on_retry``) propagate at once.  ``limiter.acquire()`` runs before every attempt.
     """
     spent = 0
+    throttled = 0
+    attempt = 0
     started = clock.monotonic()
-    for attempt in range(1, policy.max_attempts + 1):
+    while True:
+        attempt += 1
         if limiter is not None:
             await limiter.acquire()
         response: R | None = None
@@ -378,7 +393,9 @@ async def send_with_retries(
         except TransportError as exc:
             error = exc
 
-        ctx = RetryContext(operation_id, method, idempotent, attempt, response, error)
+        if response is not None and response.status == THROTTLED:
+            throttled += 1
+        ctx = RetryContext(operation_id, method, idempotent, attempt, response, error, throttled)
         decision = policy.decide(ctx)
         if not decision.retry:
             if response is not None:
@@ -419,7 +436,6 @@ async def send_with_retries(
         except BaseException:
             policy.refund(decision.cost)
             raise
-    raise AssertionError("unreachable: the policy stops at max_attempts")  # pragma: no cover
 
 
 def _log_give_up(ctx: RetryContext, decision: Decision, started: float, clock: Clock) -> None:
