@@ -1,0 +1,56 @@
+"""Fan-out on top of a :class:`~tower_async.Tower` session: names, launches, waits, logs.
+
+::
+
+    from tower_async.orchestration import LaunchSpec, bulk_launch, wait_for_runs
+
+    async with Tower(workspace="my-org/production") as tw:
+        wid = await launch(tw, "nf-core/rnaseq", params={"input": "s3://..."}, run_name="s1")
+        result = await wait_for_run(tw, wid)
+
+Every helper takes the session first and memoises name lookups in ``tw.cache``.
+"""
+
+from ._util import AmbiguousName, NameNotFound, ResolutionError
+from .bulk import BulkProgress, LaunchOutcome, bulk_launch, classify_failure, find_runs_named
+from .journal import Journal, JournalEntry
+from .launch import LaunchSpec, build_launch_request, launch, merge_params
+from .logs import follow_log
+from .resolve import (
+    ResolvedPipeline,
+    resolve_compute_env,
+    resolve_label,
+    resolve_labels,
+    resolve_pipeline,
+    resolve_workspace,
+)
+from .wait import TERMINAL, RunResult, WaitTimeout, wait_for_run, wait_for_runs
+
+__all__ = [
+    "TERMINAL",
+    "AmbiguousName",
+    "BulkProgress",
+    "Journal",
+    "JournalEntry",
+    "LaunchOutcome",
+    "LaunchSpec",
+    "NameNotFound",
+    "ResolutionError",
+    "ResolvedPipeline",
+    "RunResult",
+    "WaitTimeout",
+    "build_launch_request",
+    "bulk_launch",
+    "classify_failure",
+    "find_runs_named",
+    "follow_log",
+    "launch",
+    "merge_params",
+    "resolve_compute_env",
+    "resolve_label",
+    "resolve_labels",
+    "resolve_pipeline",
+    "resolve_workspace",
+    "wait_for_run",
+    "wait_for_runs",
+]

@@ -1,0 +1,121 @@
+"""Small shared pieces: memoised resolutions, offset paging, name errors."""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..errors import TowerError
+
+if TYPE_CHECKING:
+    from ..session import Tower
+
+__all__ = ["AmbiguousName", "NameNotFound", "ResolutionError", "iter_offset_items", "memo"]
+
+T = TypeVar("T")
+
+#: safety bound on pages walked by one listing (100k pages of 100 = 10M items)
+MAX_PAGES = 100_000
+_MEMO_KEY = "tower_async.orchestration"
+
+
+class ResolutionError(TowerError, LookupError):
+    """A name (workspace, pipeline, compute environment, label) could not be resolved."""
+
+    def __init__(self, kind: str, name: str, message: str, candidates: Iterable[str] = ()) -> None:
+        self.kind = kind
+        self.name = name
+        self.candidates = tuple(candidates)
+        super().__init__(message)
+
+
+class NameNotFound(ResolutionError):
+    """No exact match; ``candidates`` holds the closest names, if any."""
+
+
+class AmbiguousName(ResolutionError):
+    """More than one exact match; ``candidates`` holds their ids."""
+
+
+def not_found(kind: str, name: str, where: str, names: Iterable[str]) -> NameNotFound:
+    pool = sorted(set(names))
+    close = difflib.get_close_matches(name, pool, n=5, cutoff=0.5)
+    if not close:
+        lowered = name.lower()
+        close = [n for n in pool if lowered in n.lower() or n.lower() in lowered][:5]
+    hint = f"; close names: {', '.join(close)}" if close else ""
+    if not close and pool and len(pool) <= 10:
+        hint = f"; known: {', '.join(pool)}"
+    return NameNotFound(kind, name, f"no {kind} named {name!r} {where}{hint}", close)
+
+
+def _memo_table(tw: Tower) -> dict[Hashable, asyncio.Future[Any]]:
+    table = tw.cache.get(_MEMO_KEY)
+    if table is None:
+        table = {}
+        tw.cache[_MEMO_KEY] = table
+    return table
+
+
+async def memo(tw: Tower, key: Hashable, factory: Callable[[], Awaitable[T]]) -> T:
+    """Resolve ``key`` once per session, even when many tasks ask at the same time.
+
+    Concurrent callers share one in-flight lookup; a failed lookup is forgotten so a
+    later call tries again.
+    """
+    table = _memo_table(tw)
+    fut = table.get(key)
+    if fut is None:
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        table[key] = fut
+        try:
+            value = await factory()
+        except BaseException as exc:
+            table.pop(key, None)
+            if isinstance(exc, Exception):
+                fut.set_exception(exc)
+                fut.exception()  # mark retrieved: waiters re-raise it themselves
+            else:
+                fut.cancel()
+            raise
+        fut.set_result(value)
+        return value
+    # another task is resolving (or resolved) it
+    return await asyncio.shield(fut)
+
+
+def forget(tw: Tower, key: Hashable) -> None:
+    _memo_table(tw).pop(key, None)
+
+
+async def iter_offset_items(
+    tw: Tower,
+    operation_id: str,
+    key: str,
+    *,
+    page_size: int = 100,
+    **arguments: Any,
+) -> AsyncIterator[dict[str, Any]]:
+    """Every item of an offset-paged listing (``max``/``offset``), page by page.
+
+    Stops on an empty page, ``hasMore: false``, or once ``totalSize`` items were seen.
+    Private stand-in for ``tw.<op>.items()`` (``tower_async.pagination``).
+    """
+    offset = 0
+    for _ in range(MAX_PAGES):
+        page = await tw.call(operation_id, max=page_size, offset=offset, **arguments)
+        items = (page or {}).get(key) or []
+        for item in items:
+            yield item
+        offset += len(items)
+        if not items:
+            return
+        has_more = page.get("hasMore")
+        if has_more is False:
+            return
+        total = page.get("totalSize")
+        if has_more is None and isinstance(total, int) and total > 0 and offset >= total:
+            return
