@@ -99,23 +99,31 @@ async def iter_offset_items(
     page_size: int = 100,
     **arguments: Any,
 ) -> AsyncIterator[dict[str, Any]]:
-    """Every item of an offset-paged listing (``max``/``offset``), page by page.
+    """Every item of a paged listing: ``tw.<op>.items()`` (``tower_async.pagination``).
 
-    Stops on an empty page, ``hasMore: false``, or once ``totalSize`` items were seen.
-    Private stand-in for ``tw.<op>.items()`` (``tower_async.pagination``).
+    ``key`` names the array property (used only by the fallback for operations whose
+    paging the document does not reveal: plain ``max``/``offset`` stepping).
     """
+    bound = tw.operation(operation_id)
+    try:
+        from ..pagination import paging_for
+
+        paged = paging_for(bound.operation, tw.spec.document) is not None
+    except ImportError:  # pragma: no cover - pagination is part of the package
+        paged = False
+    if paged:
+        async for item in bound.items(page_size=page_size, **arguments):
+            yield item
+        return
     offset = 0
     for _ in range(MAX_PAGES):
-        page = await tw.call(operation_id, max=page_size, offset=offset, **arguments)
+        page = await bound(max=page_size, offset=offset, **arguments)
         items = (page or {}).get(key) or []
         for item in items:
             yield item
         offset += len(items)
-        if not items:
-            return
-        has_more = page.get("hasMore")
-        if has_more is False:
+        if not items or page.get("hasMore") is False:
             return
         total = page.get("totalSize")
-        if has_more is None and isinstance(total, int) and total > 0 and offset >= total:
+        if isinstance(total, int) and total > 0 and offset >= total:
             return
