@@ -304,10 +304,9 @@ class Validator:
             problems = [_Problem([], "missing-body", "no body; the document describes one", False)]
         elif entry.strict.is_valid(data):
             return
-        elif mode == "warn" and entry.lenient.is_valid(data):
-            if not logger.isEnabledFor(logging.DEBUG):
-                return
-            problems = [p for e in entry.strict.iter_errors(data) for p in _classify(e)]
+        elif mode == "warn":
+            self._report(op, status, self._warn_problems(entry, data))
+            return
         else:
             problems = [p for e in entry.strict.iter_errors(data) for p in _classify(e)]
         if mode == "strict":
@@ -339,6 +338,27 @@ class Validator:
             entry = _SKIP if schema is None else _Compiled(self._converter, schema, "response")
         self._responses[(op.operation_id, status)] = entry
         return entry
+
+    @staticmethod
+    def _warn_problems(entry: _Compiled, data: Any) -> list[_Problem]:
+        """Warn mode, invalid payload: untolerated problems, plus tolerated ones if DEBUG.
+
+        The untolerated problems come from the lenient validator, which rejects only
+        them, so a page with thousands of tolerated deviations (a null in every run)
+        and one real problem costs a few validations, not thousands of classified
+        errors.  A ``oneOf`` that the relaxations made ambiguous is not a problem.
+        """
+        problems: list[_Problem] = []
+        lenient = entry.lenient
+        if not lenient.is_valid(data):
+            for error in lenient.iter_errors(data):
+                if type(error.kind).__name__ == "OneOfMultipleValid":
+                    continue  # several alternatives valid once relaxed
+                problems.extend(p for p in _classify(error) if not p.tolerated)
+        if logger.isEnabledFor(logging.DEBUG):
+            for error in entry.strict.iter_errors(data):
+                problems.extend(p for p in _classify(error) if p.tolerated)
+        return problems
 
     def _report(self, op: Operation, status: int, problems: list[_Problem]) -> None:
         for problem in problems:
