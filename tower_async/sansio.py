@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePath
@@ -148,6 +149,10 @@ def _serialise(param: Parameter, value: Any) -> list[str] | dict[str, str]:
     return [_check_scalar(value, param.kind, param.enum) or ""]
 
 
+def _where(param: Parameter) -> str:
+    return f"{param.location}.{param.name}"
+
+
 def _close_matches(name: str, op: Operation) -> str:
     candidates = {p.python_name for p in op.parameters} | {p.name for p in op.parameters}
     if op.body is not None:
@@ -164,8 +169,13 @@ _PATH_SAFE = "-._~!$&'()*+,;=:@"  # RFC 3986 pchar minus '/' and '%'
 _DELIMITERS = {"spaceDelimited": "%20", "pipeDelimited": "|"}
 
 
+_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]*")
+
+
 def _q(text: str, safe: str = "") -> str:
     """Percent-encode one query component (keys and values; delimiters stay literal)."""
+    if text.isalnum() or _UNRESERVED.fullmatch(text):
+        return text  # the common case (ids, numbers, names): nothing to encode
     return quote(text, safe=safe)
 
 
@@ -214,23 +224,26 @@ def build_request(
         value = given.get(param)
         if value is None and param.name == "workspaceId" and default_workspace is not None:
             value = default_workspace
-        where = f"{param.location}.{param.name}"
         if value is None:
             if param.required:
-                problems.append((where, f"missing required parameter {param.python_name!r}"))
+                message = f"missing required parameter {param.python_name!r}"
+                problems.append((_where(param), message))
             continue
         try:
             wire = _serialise(param, value)
         except (TypeError, ValueError) as exc:
-            problems.append((where, str(exc)))
+            problems.append((_where(param), str(exc)))
             continue
         if param.location == "path":
             values = wire if isinstance(wire, list) else [f"{k},{v}" for k, v in wire.items()]
             if any(v == "" for v in values):
-                problems.append((where, "path parameters cannot be empty"))
+                problems.append((_where(param), "path parameters cannot be empty"))
                 continue
             safe = _PATH_SAFE + "/" if param.carries_path else _PATH_SAFE
-            encoded = ",".join(quote(v, safe=safe) for v in values)
+            encoded = ",".join(
+                v if v.isalnum() or _UNRESERVED.fullmatch(v) else quote(v, safe=safe)
+                for v in values
+            )
             path = path.replace("{" + param.name + "}", encoded)
         elif param.location == "query":
             if isinstance(wire, dict):
