@@ -142,6 +142,13 @@ class AiohttpTransport:
         proxy: str | None = None,
     ) -> None:
         self.session = session
+        # aiohttp re-sends an idempotent request once, silently, when a reused keep-alive
+        # connection turns out closed.  That second request would skip the rate limiter (a
+        # hidden extra call in the token's window), the retry budget and the on_retry hook;
+        # the retry layer already re-sends what is safe, so switch it off (aiohttp's own test
+        # client does the same).
+        if hasattr(session, "_retry_connection"):
+            session._retry_connection = False
         self.timeout = timeout
         self.stream_timeout = stream_timeout
         self.ssl = ssl
