@@ -1,0 +1,320 @@
+"""Rate limiting, retries, timeouts and cancellation over real loopback HTTP (issue 5).
+
+Every test talks to the fake Platform (``tower_async.testing``) through a real ``Tower``
+session; the fake's strict sliding window and its launch records are the referee.  Load loops
+are bounded in count and time and stop by themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tower_async import RateLimited, ServerError, Tower, TransportError
+from tower_async.ratelimit import LimiterRegistry
+from tower_async.retries import RetryEvent, RetryPolicy
+from tower_async.testing import FakePlatform
+
+LIMIT = 20  # the fake's default: calls per token per sliding 1 s window
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakePlatform]:
+    async with FakePlatform() as platform:
+        yield platform
+    assert not platform.errors, f"fake Platform answered 500 on bugs: {platform.errors!r}"
+
+
+def session(fake: FakePlatform, cache_dir: Path, **kwargs: Any) -> Tower:
+    kwargs.setdefault("token", fake.token)
+    # a private bucket registry per test: buckets of earlier tests (same token digest on a
+    # reused loop) must not leak in
+    kwargs.setdefault("limiter", LimiterRegistry().get(kwargs["token"], kwargs.pop("rate", LIMIT)))
+    return Tower(endpoint=fake.url, cache_dir=cache_dir, **kwargs)
+
+
+def launch_body(fake: FakePlatform, ws: int, run_name: str) -> dict[str, Any]:
+    ce = fake.state.primary_compute_env(ws)
+    assert ce is not None
+    return {
+        "launch": {
+            "pipeline": "https://github.com/nf-core/rnaseq",
+            "computeEnvId": ce.id,
+            "workDir": "s3://fake-bucket/work",
+            "runName": run_name,
+        }
+    }
+
+
+async def run_until(deadline: float, tasks: int, call: Any) -> tuple[int, list[BaseException]]:
+    """``tasks`` workers calling ``call()`` in a loop until ``deadline``; the calls still
+    queued at the deadline are cancelled.  Returns (successes, errors)."""
+    ok = 0
+    errors: list[BaseException] = []
+
+    async def worker() -> None:
+        nonlocal ok
+        while time.monotonic() < deadline:
+            try:
+                await call()
+                ok += 1
+            except Exception as exc:
+                errors.append(exc)
+
+    workers = [asyncio.create_task(worker()) for _ in range(tasks)]
+    await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+    for w in workers:
+        w.cancel()
+    await asyncio.gather(*workers, return_exceptions=True)
+    return ok, errors
+
+
+# -- the window ------------------------------------------------------------------------------
+
+
+async def test_200_tasks_for_10_seconds_see_no_429(fake: FakePlatform, cache_dir: Path) -> None:
+    ws = fake.workspace_id("my-org", "production")
+    events: list[RetryEvent] = []
+    async with session(fake, cache_dir, on_retry=events.append) as tw:
+        seconds = 10.0
+        ok, errors = await run_until(
+            time.monotonic() + seconds, 200, lambda: tw.list_workflows(workspace_id=ws, max=2)
+        )
+    stats = fake.stats()
+    assert errors == [] and events == []
+    assert stats.rejected == 0, stats
+    assert stats.max_window_count <= LIMIT
+    # and the bucket is not needlessly slow: the capacity-1 bucket sustains ~0.98 x limit
+    assert ok >= 0.9 * LIMIT * seconds, (ok, stats)
+
+
+async def test_429s_absorbed_when_the_server_limit_is_below_the_clients(
+    cache_dir: Path,
+) -> None:
+    server_limit = 8
+    async with FakePlatform() as fake:
+        token = fake.add_token(rate_limit=server_limit)
+        ws = fake.workspace_id("my-org", "production")
+        events: list[RetryEvent] = []
+        async with session(fake, cache_dir, token=token, on_retry=events.append) as tw:
+            results = await asyncio.gather(
+                *(tw.list_workflows(workspace_id=ws, max=1) for _ in range(30)),
+                return_exceptions=True,
+            )
+        stats = fake.stats(token)
+        assert not fake.errors
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert stats.accepted == 30
+    assert stats.rejected > 0 and stats.max_window_count <= server_limit
+    assert {e.status for e in events} == {429}
+    assert len(events) == stats.rejected  # every 429 was retried, none surfaced
+
+
+# -- faults during launches ------------------------------------------------------------------
+
+
+async def test_500_launches_under_faults_are_never_lost_or_duplicated(cache_dir: Path) -> None:
+    rate = 200  # the window still applies; a higher limit keeps the test short
+    async with FakePlatform(rate_limit=rate) as fake:
+        ws = fake.workspace_id("my-org", "production")
+        faults = fake.faults
+        faults.burst("CreateWorkflowLaunch", status=503, count=25)
+        faults.add("CreateWorkflowLaunch", "status", status=503, probability=0.08)
+        faults.add("CreateWorkflowLaunch", "drop_before", probability=0.04)
+        faults.add("CreateWorkflowLaunch", "drop_after", probability=0.04)
+        faults.add("CreateWorkflowLaunch", "latency", delay=0.25, probability=0.05)
+        events: list[RetryEvent] = []
+        gate = asyncio.Semaphore(50)
+
+        async def launch(tw: Tower, i: int) -> Any:
+            async with gate:
+                try:
+                    return await tw.create_workflow_launch(
+                        workspace_id=ws, body=launch_body(fake, ws, f"run-{i:03d}")
+                    )
+                except Exception as exc:
+                    return exc
+
+        async with session(fake, cache_dir, rate=rate * 0.95, on_retry=events.append) as tw:
+            outcomes = await asyncio.gather(*(launch(tw, i) for i in range(500)))
+        records = Counter(r.run_name for r in fake.state.launches)
+        stats = fake.stats()
+        assert not fake.errors
+
+    assert stats.rejected == 0
+    assert max(records.values()) == 1, "a launch was recorded twice"
+    kinds: Counter[str] = Counter()
+    for i, outcome in enumerate(outcomes):
+        name = f"run-{i:03d}"
+        if isinstance(outcome, dict):
+            kinds["launched"] += 1
+            (record,) = fake.state.launches_named(name)
+            assert outcome == {"workflowId": record.workflow_id}
+        elif isinstance(outcome, TransportError):
+            # the error says whether it may have happened; if it says no, it did not
+            assert "CreateWorkflowLaunch" in str(outcome)
+            if outcome.may_have_been_processed:
+                assert "may or may not have processed" in str(outcome)
+                kinds["maybe, " + ("launched" if records[name] else "not launched")] += 1
+            else:
+                assert records[name] == 0
+                kinds["not launched"] += 1
+        elif isinstance(outcome, ServerError) and outcome.status == 503:
+            # 503 is the server saying it did not act (the retry loop relies on it too)
+            assert records[name] == 0
+            kinds["503 after retries"] += 1
+        else:
+            pytest.fail(f"launch {name}: unexpected outcome {outcome!r}")
+    # every fault kind happened, and 503s were retried rather than surfaced
+    assert kinds["launched"] >= 400, kinds
+    assert kinds["maybe, launched"] > 0 and kinds["maybe, not launched"] > 0, kinds
+    assert any(e.status == 503 and e.method == "POST" for e in events)
+    assert all(e.error is None for e in events), "a POST re-sent after it may have been processed"
+    assert faults.count_fired("latency") > 0
+    # nothing was lost silently: every launch the fake recorded was answered or flagged
+    answered = {n for n, c in records.items() if c}
+    flagged_or_ok = {
+        f"run-{i:03d}"
+        for i, o in enumerate(outcomes)
+        if isinstance(o, dict) or (isinstance(o, TransportError) and o.may_have_been_processed)
+    }
+    assert answered <= flagged_or_ok
+
+
+# -- timeouts --------------------------------------------------------------------------------
+
+
+async def test_per_call_timeout_against_a_latency_fault(
+    fake: FakePlatform, cache_dir: Path
+) -> None:
+    ws = fake.workspace_id("my-org", "production")
+    events: list[RetryEvent] = []
+    async with session(fake, cache_dir, on_retry=events.append) as tw:
+        # a GET: the slow attempt times out and is retried
+        fake.faults.add("ListWorkflows", "latency", delay=2.0, count=1)
+        started = time.monotonic()
+        page = await tw.list_workflows(workspace_id=ws, max=1, timeout=0.3)
+        assert "workflows" in page
+        assert time.monotonic() - started < 1.5
+        (event,) = events
+        assert event.status is None and event.error is not None
+        assert "Timeout" in event.error.reason and event.error.may_have_been_processed
+
+        # a launch: not re-sent; the error says it may have happened (the fake sleeps before
+        # reading the body, so here it did not: either answer fits "may have")
+        fake.faults.add("CreateWorkflowLaunch", "latency", delay=0.6, count=1)
+        with pytest.raises(TransportError) as info:
+            await tw.create_workflow_launch(
+                workspace_id=ws, body=launch_body(fake, ws, "slow-one"), timeout=0.2
+            )
+        assert info.value.may_have_been_processed
+        assert len(events) == 1  # no retry of the POST
+        await asyncio.sleep(0.8)
+        assert len(fake.state.launches_named("slow-one")) <= 1
+
+
+async def test_session_timeout_applies_to_every_call(fake: FakePlatform, cache_dir: Path) -> None:
+    ws = fake.workspace_id("my-org", "production")
+    async with session(fake, cache_dir, timeout=0.2, retry=RetryPolicy(max_attempts=2)) as tw:
+        fake.faults.add("ListWorkflows", "latency", delay=1.0)
+        started = time.monotonic()
+        with pytest.raises(TransportError, match="Timeout"):
+            await tw.list_workflows(workspace_id=ws, max=1)
+        # two attempts, each cut at 0.2 s, and one backoff of at most 0.2 s
+        assert time.monotonic() - started < 1.2
+        fake.faults.clear()
+        # a per-call timeout overrides the session's
+        fake.faults.add("ListWorkflows", "latency", delay=0.4, count=1)
+        assert "workflows" in await tw.list_workflows(workspace_id=ws, max=1, timeout=2.0)
+
+
+# -- cancellation ----------------------------------------------------------------------------
+
+
+async def test_cancelling_50_in_flight_calls_leaves_the_session_consistent(
+    fake: FakePlatform, cache_dir: Path
+) -> None:
+    ws = fake.workspace_id("my-org", "production")
+    # some calls sit in the server when cancelled, the rest wait in the bucket
+    fake.faults.add("ListWorkflows", "latency", delay=0.5, count=12)
+    async with session(fake, cache_dir) as tw:
+        tasks = [asyncio.create_task(tw.list_workflows(workspace_id=ws, max=1)) for _ in range(50)]
+        await asyncio.sleep(0.6)
+        for t in tasks:
+            t.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        cancelled = sum(isinstance(r, asyncio.CancelledError) for r in results)
+        assert cancelled >= 40, results  # in flight, not finished
+        assert all(isinstance(r, (dict, asyncio.CancelledError)) for r in results)
+
+        started = time.monotonic()
+        after = await asyncio.gather(
+            *(tw.list_workflows(workspace_id=ws, max=1) for _ in range(20))
+        )
+        elapsed = time.monotonic() - started
+        assert all("workflows" in r for r in after)
+        # the bucket kept its pace (19 gaps of ~51 ms), neither stuck nor bursting
+        assert 0.8 < elapsed < 3.0, elapsed
+        connector = tw.http.connector
+        assert connector is not None and not connector._acquired  # no leaked connection
+    stats = fake.stats()
+    assert stats.rejected == 0 and stats.max_window_count <= LIMIT, stats
+
+
+# -- hooks and logs --------------------------------------------------------------------------
+
+
+async def test_on_retry_hook_and_logs_never_show_the_token(
+    fake: FakePlatform, cache_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    ws = fake.workspace_id("my-org", "production")
+    events: list[RetryEvent] = []
+    async with FakePlatform() as tight:
+        pass  # only to get a second, unused port number for a refused connection
+    async with session(fake, cache_dir, on_retry=events.append) as tw:
+        fake.faults.burst("ListWorkflows", status=503, count=2)
+        await tw.list_workflows(workspace_id=ws, max=1)
+        # a dropped connection (a reused one: aiohttp must not re-send it behind our back)
+        fake.faults.add("ListWorkflows", "drop_before", count=1)
+        await tw.list_workflows(workspace_id=ws, max=1)
+        document = tw.spec.document
+        assert [(e.operation_id, e.method, e.attempt, e.status) for e in events] == [
+            ("ListWorkflows", "GET", 1, 503),
+            ("ListWorkflows", "GET", 2, 503),
+            ("ListWorkflows", "GET", 1, None),
+        ]
+        assert all(e.max_attempts == 5 and e.wait >= 0 and e.reason for e in events)
+        assert isinstance(events[2].error, TransportError)
+
+        # a 429 from a token whose server-side limit is 1/s
+        slow = fake.add_token(rate_limit=1)
+        async with session(fake, cache_dir, token=slow, on_retry=events.append) as tw2:
+            await asyncio.gather(*(tw2.list_workflows(workspace_id=ws, max=1) for _ in range(2)))
+        assert any(e.status == 429 for e in events)
+
+    # a refused connection (nothing listens on the stopped fake's port)
+    async with Tower(
+        spec=document,
+        token=fake.token,
+        endpoint=f"http://127.0.0.1:{tight.port}",
+        cache_dir=cache_dir,
+        on_retry=events.append,
+        retry=RetryPolicy(max_attempts=2),
+    ) as dead:
+        with pytest.raises(TransportError) as info:
+            await dead.list_workflows(workspace_id=ws, max=1, timeout=1)
+    assert not info.value.may_have_been_processed
+
+    everything = caplog.text + "".join(repr(e) + str(e.error) for e in events) + repr(info.value)
+    assert "Retrying" in caplog.text or "retrying" in caplog.text
+    assert fake.token not in everything and slow not in everything
+    assert "Authorization" not in everything
+    assert not [e for e in events if isinstance(e.error, RateLimited)]
