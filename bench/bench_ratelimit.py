@@ -1,0 +1,203 @@
+"""Sustained throughput under the rate limit, against the fake Platform on loopback (issue 5).
+
+    .venv/bin/python bench/bench_ratelimit.py [--seconds 10] [--keys 20] [--thread]
+
+The fake runs in a child process (``--thread``: on a thread of this process) so that this
+process's event loop holds only the client.  Three phases, each ``--seconds`` long:
+
+1. loopback ceiling: one unlimited key, no client limit - what the path itself can carry;
+2. one key, limit 20/s on both sides: calls/s as a fraction of the limit (goal >= 0.95,
+   zero 429s);
+3. ``--keys`` keys in one process, one session each: aggregate calls/s as a fraction of
+   ``keys x 20/s`` (goal >= 0.95, zero 429s).
+
+429s and the most calls in any 1 s window come from the fake's own counters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing as mp
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+
+from tower_async import Tower
+from tower_async.ratelimit import LimiterRegistry
+from tower_async.testing import FakePlatform, run_in_thread
+
+LIMIT = 20  # calls per second per key: the physical limit (Seqera Cloud's and the fake's)
+
+
+# -- the fake, somewhere else ----------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    url: str
+    workspace: int
+    unlimited: str
+    keys: list[str]
+    stats: Callable[[], dict[str, dict[str, int]]]
+
+
+def _setup(fake: FakePlatform, keys: int) -> tuple[str, list[str]]:
+    unlimited = fake.add_token(rate_limit=None)
+    return unlimited, [fake.add_token(rate_limit=LIMIT) for _ in range(keys)]
+
+
+def _child(conn: Connection, keys: int) -> None:
+    async def main() -> None:
+        async with FakePlatform(rate_limit=LIMIT) as fake:
+            unlimited, tokens = _setup(fake, keys)
+            conn.send((fake.url, fake.workspace_id("my-org", "production"), unlimited, tokens))
+            loop = asyncio.get_running_loop()
+            while True:
+                command = await loop.run_in_executor(None, conn.recv)
+                if command == "stop":
+                    return
+                conn.send({t: fake.stats(t).as_dict() for t in [unlimited, *tokens]})
+
+    asyncio.run(main())
+
+
+@contextlib.contextmanager
+def fake_in_process(keys: int) -> Iterator[Server]:
+    parent, child = mp.Pipe()
+    proc = mp.get_context("spawn").Process(target=_child, args=(child, keys), daemon=True)
+    proc.start()
+    try:
+        url, ws, unlimited, tokens = parent.recv()
+
+        def stats() -> dict[str, dict[str, int]]:
+            parent.send("stats")
+            result: dict[str, dict[str, int]] = parent.recv()
+            return result
+
+        yield Server(url, ws, unlimited, tokens, stats)
+    finally:
+        with contextlib.suppress(OSError):
+            parent.send("stop")
+        proc.join(timeout=10)
+        if proc.is_alive():
+            proc.kill()
+
+
+@contextlib.contextmanager
+def fake_in_thread(keys: int) -> Iterator[Server]:
+    with run_in_thread(rate_limit=LIMIT) as fake:
+        lock = threading.Lock()
+        unlimited, tokens = _setup(fake, keys)
+
+        def stats() -> dict[str, dict[str, int]]:
+            with lock:  # reads only; the counters are plain ints
+                return {t: fake.stats(t).as_dict() for t in [unlimited, *tokens]}
+
+        yield Server(fake.url, fake.workspace_id("my-org", "production"), unlimited, tokens, stats)
+
+
+# -- the client ------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    ok: int  # calls answered within the window
+    rejected: int  # 429s the fake answered (all keys of the phase)
+    window: int  # most calls the fake accepted for one key in any 1 s window
+
+
+async def drive(
+    server: Server, tokens: list[str], rate: float | None, tasks: int, seconds: float
+) -> Result:
+    """``tasks`` workers per token calling ListWorkflows for ``seconds``; returns successes
+    completed within the window (calls still waiting at the end are cancelled)."""
+    registry = LimiterRegistry()
+    ok = 0
+    errors: list[BaseException] = []
+    cache = tempfile.mkdtemp(prefix="bench-cache-")
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = [
+            await stack.enter_async_context(
+                Tower(
+                    token=token,
+                    endpoint=server.url,
+                    cache_dir=cache,
+                    limiter=registry.get(token, rate),
+                    validation="off",
+                )
+            )
+            for token in tokens
+        ]
+        for tw in sessions:  # warm the connection pool outside the measurement
+            await tw.list_workflows(workspace_id=server.workspace, max=1)
+        await asyncio.sleep(1.1)  # and let the warm-up calls leave the fake's window
+        before = server.stats()
+        deadline = time.monotonic() + seconds
+
+        async def worker(tw: Tower) -> None:
+            nonlocal ok
+            while True:
+                try:
+                    await tw.list_workflows(workspace_id=server.workspace, max=1)
+                except Exception as exc:
+                    errors.append(exc)
+                    continue
+                if time.monotonic() <= deadline:
+                    ok += 1
+
+        workers = [asyncio.create_task(worker(tw)) for tw in sessions for _ in range(tasks)]
+        await asyncio.sleep(seconds)
+        for w in workers:
+            w.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+    after = server.stats()
+    if errors:
+        print(f"  ({len(errors)} calls raised, first: {errors[0]!r})")
+    return Result(
+        ok,
+        sum(after[t]["rejected"] - before[t]["rejected"] for t in tokens),
+        max(after[t]["max_window_count"] for t in tokens),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
+    p.add_argument("--keys", type=int, default=20, help="keys in the aggregate phase")
+    p.add_argument("--tasks", type=int, default=50, help="concurrent tasks per key")
+    p.add_argument("--thread", action="store_true", help="run the fake on a thread, not a process")
+    args = p.parse_args(argv)
+    where = fake_in_thread if args.thread else fake_in_process
+    s = args.seconds
+    with where(args.keys) as server:
+        mode = "thread" if args.thread else "process"
+        print(f"fake Platform on {server.url} ({mode}); physical limit {LIMIT} calls/s per key")
+
+        r = asyncio.run(drive(server, [server.unlimited], None, args.tasks, s))
+        print(f"loopback ceiling, 1 key, no limit: {r.ok / s:7.1f} calls/s")
+
+        r = asyncio.run(drive(server, server.keys[:1], LIMIT, args.tasks, s))
+        rate = r.ok / s
+        print(
+            f"one key:  {rate:6.2f} calls/s = {rate / LIMIT:.3f} x {LIMIT}/s (goal >= 0.95); "
+            f"429s: {r.rejected}; max in any 1 s: {r.window}"
+        )
+
+        n = args.keys
+        r = asyncio.run(drive(server, server.keys, LIMIT, max(2, args.tasks // 5), s))
+        rate = r.ok / s
+        print(
+            f"{n} keys: {rate:6.1f} calls/s = {rate / (n * LIMIT):.3f} x {n} x {LIMIT}/s "
+            f"(goal >= 0.95); 429s: {r.rejected}; max in any 1 s for one key: {r.window}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
