@@ -157,7 +157,9 @@ class _Runner:
         journal: Journal | None,
         on_uncertain: UncertainPolicy,
         reconcile_delay: float,
+        relaunches: int,
     ) -> None:
+        self.relaunches = relaunches
         self.journal = journal
         self.on_uncertain = on_uncertain
         self.reconcile_delay = reconcile_delay
@@ -199,7 +201,8 @@ class _Runner:
         except Exception as exc:  # resolution or validation: nothing was sent
             self.record(key, FAILED, run_name=spec.run_name, error=str(exc))
             return out("failed", error=f"{type(exc).__name__}: {exc}")
-        attempts = 2 if self.on_uncertain == "reconcile" and spec.run_name else 1
+        reconciling = self.on_uncertain == "reconcile" and bool(spec.run_name)
+        attempts = 1 + (self.relaunches if reconciling else 0)
         reason = ""
         for attempt in range(attempts):
             self.record(key, STARTED, run_name=spec.run_name)
@@ -210,30 +213,33 @@ class _Runner:
                 raise
             except ResponseValidationError as exc:
                 data = exc.data if isinstance(exc.data, dict) else {}
-                if 200 <= exc.status < 300 and data.get("workflowId"):
-                    workflow_id = str(data["workflowId"])
-                else:
-                    reason = str(exc)
+                if not (200 <= exc.status < 300 and data.get("workflowId")):
+                    reason = str(exc)  # an answer we cannot read: the launch may exist
                     break
+                workflow_id = str(data["workflowId"])
             except Exception as exc:
                 maybe, reason = classify_failure(exc)
                 if not maybe:
                     self.record(key, FAILED, run_name=spec.run_name, error=reason)
                     return out("failed", error=reason)
+                if not reconciling:
+                    break
+                log.info("launch %s may have reached the server (%s); reconciling", key, reason)
+                await asyncio.sleep(self.reconcile_delay)
+                try:
+                    ids = await self.reconcile(tw, spec)
+                except TowerError as lookup_error:
+                    reason += f"; reconciliation failed: {lookup_error}"
+                    break
+                if ids:
+                    self.record(
+                        key, DONE, workflow_id=ids[0], run_name=spec.run_name, reconciled=True
+                    )
+                    return out("launched", workflow_id=ids[0], reconciled=True)
                 if attempt + 1 < attempts:
-                    log.info("launch %s may have reached the server (%s); reconciling", key, reason)
-                    await asyncio.sleep(self.reconcile_delay)
-                    try:
-                        ids = await self.reconcile(tw, spec)
-                    except TowerError as lookup_error:
-                        reason += f"; reconciliation failed: {lookup_error}"
-                        break
-                    if ids:
-                        self.record(
-                            key, DONE, workflow_id=ids[0], run_name=spec.run_name, reconciled=True
-                        )
-                        return out("launched", workflow_id=ids[0], reconciled=True)
-                continue
+                    continue  # provably not there: launch it again
+                reason += f"; still not launched after {attempts} attempts"
+                break
             self.record(key, DONE, workflow_id=workflow_id, run_name=spec.run_name)
             return out("launched", workflow_id=workflow_id)
         self.record(key, UNCERTAIN, run_name=spec.run_name, error=reason)
@@ -261,6 +267,7 @@ async def bulk_launch(
     journal: str | os.PathLike[str] | Journal | None = None,
     on_uncertain: UncertainPolicy = "skip",
     reconcile_delay: float = 1.0,
+    relaunches: int = 3,
     on_progress: Callable[[BulkProgress], None] | None = None,
     progress_bar: bool | None = False,
     total: int | None = None,
@@ -270,7 +277,9 @@ async def bulk_launch(
     ``tw`` may be several sessions (one per access token): each gets ``concurrency``
     workers pulling from the same input, so the launches spread over the tokens' buckets.
     ``journal`` (a path) makes a rerun skip what is done; see the module doc for
-    ``on_uncertain``.  ``progress_bar=True`` shows a tqdm bar (extra ``progress``).
+    ``on_uncertain``; under ``"reconcile"`` an item is launched again at most ``relaunches``
+    times, each time only after a lookup showed no run of that name.
+    ``progress_bar=True`` shows a tqdm bar (extra ``progress``; ``None``: when a terminal).
     Breaking out of the loop cancels the launches in flight (journaled as uncertain).
     """
     if on_uncertain not in ("skip", "reconcile"):
@@ -290,7 +299,7 @@ async def bulk_launch(
         jr = journal
     else:
         jr = Journal(journal).open()
-    runner = _Runner(jr, on_uncertain, reconcile_delay)
+    runner = _Runner(jr, on_uncertain, reconcile_delay, relaunches)
     workers = concurrency * len(sessions)
     inbox: asyncio.Queue[tuple[int, str, LaunchSpec, bool] | None] = asyncio.Queue(workers * 2)
     outbox: asyncio.Queue[Any] = asyncio.Queue(workers * 4)
@@ -333,16 +342,14 @@ async def bulk_launch(
                     )
                 )
 
-        try:
-            if isinstance(specs, AsyncIterable):
-                async for spec in specs:
-                    await one(spec)
-            else:
-                for spec in specs:
-                    await one(spec)
-        finally:
-            for _ in range(workers):
-                await inbox.put(None)
+        if isinstance(specs, AsyncIterable):
+            async for spec in specs:
+                await one(spec)
+        else:
+            for spec in specs:
+                await one(spec)
+        for _ in range(workers):  # (on an error the supervisor cancels the workers)
+            await inbox.put(None)
 
     async def work(session: Tower) -> None:
         while True:
