@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"bulk_launch {args.launches} launches, {n} token(s) at {RATE}/s, fake in {mode}: "
             f"{result['wall']:.2f} s wall, floor {floor:.2f} s, {ratio:.3f}x floor "
-            f"({(ratio - 1) * 100:+.1f}%); outcomes {result['statuses']}; server: {server['launches']} launches, "
+            f"({(ratio - 1) * 100:+.1f}%); outcomes {result['statuses']}; "
+            f"server: {server['launches']} launches, "
             f"{server['duplicates']} duplicates, {server['rejected']} x 429, "
             f"max {server['max_window']} calls in a 1 s window per token"
         )
