@@ -109,3 +109,35 @@ async def test_missing_or_foreign_token_is_forbidden(
         assert (await tw.list_workflows(workspace_id=dev))["workflows"] == []
         with pytest.raises(Forbidden):
             await tw.list_workflows(workspace_id=ws)
+
+
+async def test_fan_out_helpers_are_reachable_from_the_session(
+    fake_platform: FakePlatform, cache_dir: Path
+) -> None:
+    async with Tower(
+        token=fake_platform.token,
+        endpoint=fake_platform.url,
+        workspace="my-org/production",  # resolved by name when the session opens
+        cache_dir=cache_dir,
+        rate_limit=None,
+    ) as tw:
+        assert tw.workspace_id == fake_platform.workspace_id("my-org", "production")
+        pipeline = await tw.resolve_pipeline("nf-core/rnaseq")
+        assert pipeline.name == "nf-core/rnaseq"
+        wid = await tw.launch("nf-core/rnaseq", run_name="via-session", params={"x": 1})
+        [record] = fake_platform.state.launches_named("via-session")
+        assert record.workflow_id == wid
+        fake_platform.advance(100_000)
+        result = await tw.wait_for_run(wid, poll_interval=0.01)
+        assert result.status in ("SUCCEEDED", "FAILED")
+
+
+def test_no_session_attribute_shadows_an_operation() -> None:
+    from tower_async.operations import bind_operations
+    from tower_async.spec import SchemaCache, load_document
+
+    public = {name for name in dir(Tower) if not name.startswith("_")}
+    for version in ("1.85.0", "1.115.0", "1.181.0"):
+        spec = load_document(spec_path(version), cache=SchemaCache(None), validate=False)
+        clash = public & set(bind_operations(spec.document).python_names)
+        assert not clash, f"{version}: Tower attributes hide operations {sorted(clash)}"

@@ -42,6 +42,9 @@ from .spec import SchemaCache, SpecDocument, default_cache_dir, load_document, l
 from .transport import AiohttpTransport, make_timeout
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterable, AsyncIterator, Iterable
+
+    from .orchestration import LaunchOutcome, LaunchSpec, ResolvedPipeline, RunResult
     from .retries import Clock
     from .validation import Validator
 
@@ -509,3 +512,58 @@ class Tower:
                 op, raw.status, raw.content_type, data, mode
             )
         return data
+
+    # -- fan-out helpers (thin delegates to tower_async.orchestration) ---------------------
+
+    async def launch(self, pipeline: LaunchSpec | str | int, /, **overrides: Any) -> str:
+        """Launch a pipeline by name (or id, or a LaunchSpec) from its saved launch
+        configuration with ``params``, ``revision``, ``profiles``, ``work_dir``,
+        ``labels``, ``run_name``... overlaid; returns the workflowId.
+        See :func:`tower_async.orchestration.launch`."""
+        from .orchestration import launch
+
+        return await launch(self, pipeline, **overrides)
+
+    def bulk_launch(
+        self, specs: Iterable[LaunchSpec] | AsyncIterable[LaunchSpec], /, **options: Any
+    ) -> AsyncIterator[LaunchOutcome]:
+        """Launch many specs with bounded concurrency; yields one outcome per item.
+        See :func:`tower_async.orchestration.bulk_launch` (journal, progress, ...)."""
+        from .orchestration import bulk_launch
+
+        return bulk_launch(self, specs, **options)
+
+    async def wait_for_run(self, workflow_id: str, /, **options: Any) -> RunResult:
+        """Poll a run with backoff until a terminal state (or ``until=``).
+        See :func:`tower_async.orchestration.wait_for_run`."""
+        from .orchestration import wait_for_run
+
+        return await wait_for_run(self, workflow_id, **options)
+
+    def wait_for_runs(
+        self, workflow_ids: Iterable[str], /, **options: Any
+    ) -> AsyncIterator[RunResult]:
+        """Yield each run as it finishes, sharing the rate budget.
+        See :func:`tower_async.orchestration.wait_for_runs`."""
+        from .orchestration import wait_for_runs
+
+        return wait_for_runs(self, workflow_ids, **options)
+
+    def follow_log(self, workflow_id: str, /, **options: Any) -> AsyncIterator[str]:
+        """Lines of a run's log as it grows, until the run ends.
+        See :func:`tower_async.orchestration.follow_log`."""
+        from .orchestration import follow_log
+
+        return follow_log(self, workflow_id, **options)
+
+    async def resolve_pipeline(self, pipeline: str | int, /, **options: Any) -> ResolvedPipeline:
+        """A pipeline name (exact match over all pages) -> its id and launch configuration."""
+        from .orchestration import resolve_pipeline
+
+        return await resolve_pipeline(self, pipeline, **options)
+
+    async def resolve_compute_env(self, name: str | None = None, /, **options: Any) -> str:
+        """A compute environment name -> its id; no name -> the primary one."""
+        from .orchestration import resolve_compute_env
+
+        return await resolve_compute_env(self, name, **options)
