@@ -149,6 +149,17 @@ class BoundOperation:
         return f"<bound operation {self.operation.operation_id} of {self._tower!r}>"
 
 
+def _env_proxy(url: str) -> str | None:
+    """The proxy for ``url`` from HTTP(S)_PROXY / NO_PROXY, looked up once per session."""
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
 def _env(name: str) -> str | None:
     value = os.environ.get(name)
     return value if value else None
@@ -266,10 +277,14 @@ class Tower:
         if self._external_session is not None:
             http = self._external_session
         else:
+            # trust_env=False: aiohttp would look up proxies and .netrc in a thread on every
+            # request (two executor hops, ~0.5 ms per call); the proxy is resolved once below.
             http = aiohttp.ClientSession(
-                trust_env=True, json_serialize=lambda o: orjson.dumps(o).decode()
+                trust_env=False, json_serialize=lambda o: orjson.dumps(o).decode()
             )
             self._session = http
+        if self._proxy is None:
+            self._proxy = _env_proxy(self.endpoint)
         self._transport = AiohttpTransport(http, ssl=self._ssl, proxy=self._proxy)
         if self._timeout is not None:
             self._transport.timeout = self._timeout
