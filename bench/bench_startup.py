@@ -60,7 +60,10 @@ def main() -> None:
         f"warm start (import + load {opts.version} from cache + bind + open session): "
         f"{ms(warm)} = {warm / bare:.2f}x bare (goal < 1.5x)"
     )
-    print(f"cold first load (parse YAML + validate + cache + bind): {ms(cold)} = {cold / bare:.2f}x bare")
+    print(
+        f"cold first load (parse YAML + validate + cache + bind): {ms(cold)} = "
+        f"{cold / bare:.2f}x bare"
+    )
 
 
 if __name__ == "__main__":
