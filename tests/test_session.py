@@ -266,3 +266,22 @@ async def test_token_never_appears_in_logs_reprs_or_errors(
     texts.append(caplog.text)
     for text in texts:
         assert TOKEN not in text
+
+
+@pytest.mark.parametrize(
+    ("code", "maybe"), [(400, False), (404, False), (429, False), (500, True), (503, False)]
+)
+async def test_api_errors_say_whether_the_server_may_have_acted(
+    tiny: Tiny, cache_dir: Path, code: int, maybe: bool
+) -> None:
+    async with Tower(
+        spec=TINY_SPEC,
+        token=TOKEN,
+        endpoint=tiny.url,
+        cache_dir=cache_dir,
+        rate_limit=None,
+        retry=RetryPolicy(max_attempts=1),
+    ) as tw:
+        with pytest.raises(ApiError) as info:
+            await tw.get_status(code=code)
+    assert info.value.may_have_been_processed is maybe

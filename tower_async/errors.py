@@ -142,6 +142,15 @@ class ApiError(TowerError):
             text += f": {message}"
         super().__init__(text)
 
+    @property
+    def may_have_been_processed(self) -> bool:
+        """Whether the server may have acted on the request despite the error.
+
+        False for 4xx (refused) and 503/429 (not processed); True for other 5xx, where
+        the server failed somewhere in handling it (for a launch: it may have launched).
+        """
+        return self.status >= 500 and self.status != 503
+
 
 class BadRequest(ApiError):
     """400."""
