@@ -141,3 +141,28 @@ def test_no_session_attribute_shadows_an_operation() -> None:
         spec = load_document(spec_path(version), cache=SchemaCache(None), validate=False)
         clash = public & set(bind_operations(spec.document).python_names)
         assert not clash, f"{version}: Tower attributes hide operations {sorted(clash)}"
+
+
+async def test_paging_is_visible_on_bound_operations(tw: Tower) -> None:
+    from tower_async import PaginationError
+
+    paging = tw.list_workflows.paging
+    assert paging is not None
+    assert tw.describe_workflow.paging is None
+    with pytest.raises(PaginationError, match="DescribeWorkflow"):
+        tw.describe_workflow.items(workflow_id="x")
+
+
+def test_import_stays_light() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tower_async\n"
+        "heavy = [m for m in ('openapi_core', 'openapi_spec_validator', 'yaml', 'jsonschema',"
+        " 'jsonschema_rs', 'tower_async.pagination', 'tower_async.orchestration',"
+        " 'tower_async.testing') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -32,23 +32,51 @@ from .operations import Operation, Parameter
 from .session import BoundOperation, Tower
 from .spec import SpecWarning
 
+# Imported on first use, so that ``import tower_async`` stays cheap.
+_LAZY = {
+    "PaginationError": "pagination",
+    "PageIterator": "pagination",
+    "ItemIterator": "pagination",
+    "TowerValidationWarning": "validation",
+    "LaunchSpec": "orchestration",
+    "LaunchOutcome": "orchestration",
+    "RunResult": "orchestration",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tower_async' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
+
 __all__ = [
     "ApiError",
     "BadRequest",
     "BoundOperation",
     "Conflict",
     "Forbidden",
+    "ItemIterator",
+    "LaunchOutcome",
+    "LaunchSpec",
     "NotFound",
     "Operation",
+    "PageIterator",
+    "PaginationError",
     "Parameter",
     "RateLimited",
     "RequestValidationError",
     "ResponseValidationError",
+    "RunResult",
     "ServerError",
     "SpecError",
     "SpecWarning",
     "Tower",
     "TowerError",
+    "TowerValidationWarning",
     "TransportError",
     "__version__",
 ]

@@ -687,7 +687,7 @@ def _bind(
     bound: Any, arguments: Mapping[str, Any]
 ) -> tuple[Call, Operation, Paging, dict[str, Any]]:
     op: Operation = bound.operation
-    document = bound._tower.spec.document
+    document = bound.document
     found = _cached(op, document)
     if isinstance(found, str):
         raise PaginationError(op.operation_id, f"not a paged operation: {found}")

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterable, AsyncIterator, Iterable
 
     from .orchestration import LaunchOutcome, LaunchSpec, ResolvedPipeline, RunResult
+    from .pagination import ItemIterator, PageIterator, Paging
     from .retries import Clock
     from .validation import Validator
 
@@ -133,14 +134,40 @@ class BoundOperation:
     async def __call__(self, **arguments: Any) -> Any:
         return await self._tower._invoke(self.operation, arguments)
 
-    def pages(self, **arguments: Any) -> Any:
-        """Async iterator over the pages of a paged operation."""
+    @property
+    def tower(self) -> Tower:
+        """The session this operation is bound to."""
+        return self._tower
+
+    @property
+    def document(self) -> Mapping[str, Any]:
+        """The (patched) OpenAPI document the operation was bound from."""
+        return self._tower.spec.document
+
+    @property
+    def paging(self) -> Paging | None:
+        """How this operation pages (offset or token), or None when it does not."""
+        from .pagination import paging_for
+
+        return paging_for(self.operation, self.document)
+
+    def pages(self, **arguments: Any) -> PageIterator:
+        """Async iterator over the pages of a paged operation.
+
+        Takes the operation's arguments plus ``page_size``, ``max_items`` and
+        ``prefetch``; ``.total``, ``.last_page`` and ``.pages_fetched`` on the iterator.
+        Raises PaginationError if the operation is not paged.
+        """
         from .pagination import iterate_pages
 
         return iterate_pages(self, arguments)
 
-    def items(self, **arguments: Any) -> Any:
-        """Async iterator over the items of every page of a paged operation."""
+    def items(self, **arguments: Any) -> ItemIterator:
+        """Async iterator over the items of every page of a paged operation.
+
+        Same arguments as :meth:`pages`; stops on ``hasMore: false``, the total, or a short
+        or empty page, and raises PaginationError on a page that does not advance.
+        """
         from .pagination import iterate_items
 
         return iterate_items(self, arguments)
