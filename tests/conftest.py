@@ -35,6 +35,12 @@ def cache_dir(tmp_path: Path) -> Path:
     return d
 
 
+@pytest.fixture(scope="session")
+def shared_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A schema cache shared by the whole run: big documents are parsed and checked once."""
+    return tmp_path_factory.mktemp("shared-schema-cache")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_user_cache(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch

@@ -47,6 +47,18 @@ async def tw(tiny: Tiny, cache_dir: Path) -> AsyncIterator[Tower]:
         yield session
 
 
+def _no_retry(tiny: Tiny, cache_dir: Path) -> Tower:
+    """A session on the tiny server that shows every error as it comes (no retries)."""
+    return Tower(
+        spec=TINY_SPEC,
+        token=TOKEN,
+        endpoint=tiny.url,
+        cache_dir=cache_dir,
+        rate_limit=None,
+        retry=RetryPolicy(max_attempts=1),
+    )
+
+
 async def test_calls_route_parameters_as_documented(tw: Tower, tiny: Tiny) -> None:
     assert await tw.get_ping() == {"pong": True}
     assert "Authorization" not in tiny.seen[-1].headers  # security: [] on this operation
@@ -140,14 +152,7 @@ async def test_multipart_upload_from_bytes_path_and_file(
 async def test_every_error_class(
     tiny: Tiny, cache_dir: Path, code: int, cls: type[ApiError], message: str | None
 ) -> None:
-    async with Tower(
-        spec=TINY_SPEC,
-        token=TOKEN,
-        endpoint=tiny.url,
-        cache_dir=cache_dir,
-        rate_limit=None,
-        retry=RetryPolicy(max_attempts=1),
-    ) as tw:
+    async with _no_retry(tiny, cache_dir) as tw:
         with pytest.raises(cls) as info:
             await tw.get_status(code=code)
     err = info.value
@@ -274,14 +279,7 @@ async def test_token_never_appears_in_logs_reprs_or_errors(
 async def test_api_errors_say_whether_the_server_may_have_acted(
     tiny: Tiny, cache_dir: Path, code: int, maybe: bool
 ) -> None:
-    async with Tower(
-        spec=TINY_SPEC,
-        token=TOKEN,
-        endpoint=tiny.url,
-        cache_dir=cache_dir,
-        rate_limit=None,
-        retry=RetryPolicy(max_attempts=1),
-    ) as tw:
+    async with _no_retry(tiny, cache_dir) as tw:
         with pytest.raises(ApiError) as info:
             await tw.get_status(code=code)
     assert info.value.may_have_been_processed is maybe

@@ -20,7 +20,7 @@ from .conftest import spec_path
 
 @pytest.fixture(params=["fake-document", "published-1.181.0"])
 async def tw(
-    request: pytest.FixtureRequest, fake_platform: FakePlatform, cache_dir: Path
+    request: pytest.FixtureRequest, fake_platform: FakePlatform, shared_cache_dir: Path
 ) -> AsyncIterator[Tower]:
     spec: Any = None if request.param == "fake-document" else spec_path("1.181.0")
     async with Tower(
@@ -28,7 +28,7 @@ async def tw(
         token=fake_platform.token,
         endpoint=fake_platform.url,
         workspace=fake_platform.workspace_id("my-org", "production"),
-        cache_dir=cache_dir,
+        cache_dir=shared_cache_dir,
         validation="strict",
         rate_limit=None,
     ) as session:
