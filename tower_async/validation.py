@@ -302,10 +302,18 @@ class Validator:
             ]
         elif data is None:
             problems = [_Problem([], "missing-body", "no body; the document describes one", False)]
-        elif entry.strict.is_valid(data):
-            return
         elif mode == "warn":
+            # One pass in the common cases: the lenient validator accepts valid payloads and
+            # those with only tolerated deviations (real servers send nulls in most pages).
+            if entry.lenient.is_valid(data):
+                if logger.isEnabledFor(logging.DEBUG) and not entry.strict.is_valid(data):
+                    self._report(op, status, self._tolerated_problems(entry, data))
+                return
+            if entry.strict.is_valid(data):
+                return  # a oneOf that the relaxations made ambiguous
             self._report(op, status, self._warn_problems(entry, data))
+            return
+        elif entry.strict.is_valid(data):
             return
         else:
             problems = [p for e in entry.strict.iter_errors(data) for p in _classify(e)]
@@ -356,9 +364,13 @@ class Validator:
                     continue  # several alternatives valid once relaxed
                 problems.extend(p for p in _classify(error) if not p.tolerated)
         if logger.isEnabledFor(logging.DEBUG):
-            for error in entry.strict.iter_errors(data):
-                problems.extend(p for p in _classify(error) if p.tolerated)
+            problems.extend(Validator._tolerated_problems(entry, data))
         return problems
+
+    @staticmethod
+    def _tolerated_problems(entry: _Compiled, data: Any) -> list[_Problem]:
+        """The tolerated deviations in a payload (only listed when DEBUG is on)."""
+        return [p for e in entry.strict.iter_errors(data) for p in _classify(e) if p.tolerated]
 
     def _report(self, op: Operation, status: int, problems: list[_Problem]) -> None:
         for problem in problems:
