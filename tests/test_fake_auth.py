@@ -32,6 +32,7 @@ IMPLEMENTED = {
     "DescribeWorkflowProgress": ("get", "/workflow/{workflowId}/progress"),
     "ListWorkflowTasks": ("get", "/workflow/{workflowId}/tasks"),
     "DownloadWorkflowLog": ("get", "/workflow/{workflowId}/download"),
+    "GetWorkflowLog": ("get", "/workflow/{workflowId}/log"),
     "ListLabels": ("get", "/labels"),
     "CreateLabel": ("post", "/labels"),
     "ListDatasetsV2": ("get", "/datasets"),

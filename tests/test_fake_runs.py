@@ -179,5 +179,104 @@ async def test_log_download_is_streamed_and_grows_while_running() -> None:
         assert three_quarters.startswith(quarter) and len(three_quarters) > len(quarter)
         assert full.startswith(three_quarters)
         assert full.endswith(b"Execution complete -- Goodbye\n")
-        assert len(full) == 3 * 1024 * 1024 + len(b"Execution complete -- Goodbye\n")
+        whole_lines = -(-3 * 1024 * 1024 // 100) * 100  # the last line is completed
+        assert len(full) == whole_lines + len(b"Execution complete -- Goodbye\n")
         assert full.count(wf_id.encode()) > 1000
+
+
+def _lines(raw: bytes) -> list[str]:
+    assert raw.endswith(b"\n"), raw[-120:]
+    return raw.decode().split("\n")[:-1]
+
+
+async def test_finished_logs_end_every_line_before_the_closing_line() -> None:
+    # 1050 bytes: ten and a half 100-byte lines, so the size alone would cut a line
+    async with (
+        FakePlatform(log_size=1050) as fake,
+        aiohttp.ClientSession(headers=fake.headers()) as s,
+    ):
+        api = await _api(fake, s)
+        done = await api.launch()
+        failed = await api.launch(paramsText="fail: true")
+        cancelled = await api.launch()
+
+        async def download(wf_id: str) -> bytes:
+            url = f"{fake.url}/workflow/{wf_id}/download?workspaceId={api.ws}"
+            async with s.get(url) as resp:
+                assert resp.status == 200
+                return await resp.read()
+
+        fake.advance(5 + 60 * 0.33)  # a third of the run: 346 bytes, a partial line
+        running = await download(cancelled)
+        assert len(running) == 346 and not running.endswith(b"\n")
+        assert (await api.call("POST", f"/workflow/{cancelled}/cancel"))[0] == 204
+        fake.advance(60)
+        logs = {wf_id: await download(wf_id) for wf_id in (done, failed, cancelled)}
+    closing = {
+        done: "Execution complete -- Goodbye",
+        failed: "ERROR ~ Error executing process > 'MULTIQC' -- exit status (1)",
+        cancelled: "WARN: Execution aborted by user",
+    }
+    for wf_id, raw in logs.items():
+        *body, last = _lines(raw)
+        assert last == closing[wf_id]
+        assert body and all(len(line) == 99 for line in body), wf_id
+        assert all(line.endswith(".") and f"run {wf_id} log line" in line for line in body)
+        assert [int(line.split("log line ")[1][:9]) for line in body] == list(range(len(body)))
+    assert len(_lines(logs[done])) == 11 + 1  # 1050 bytes -> 11 whole lines + closing line
+    assert logs[cancelled].startswith(running)  # the line being written was completed
+    assert len(_lines(logs[cancelled])) == 4 + 1
+
+
+async def test_get_workflow_log_pages_the_download_lines() -> None:
+    async with (
+        FakePlatform(log_size=5000, rate_limit=None) as fake,
+        aiohttp.ClientSession(headers=fake.headers()) as s,
+    ):
+        api = await _api(fake, s)
+        wf_id = await api.launch()
+        base = f"/workflow/{wf_id}/log"
+
+        async def page(**query: Any) -> dict[str, Any]:
+            qs = "&".join(f"{k}={v}" for k, v in query.items())
+            code, data = await api.call("GET", f"{base}?{qs}" if qs else base)
+            assert code == 200, data
+            assert set(data) == {"log"}
+            return dict(data["log"])
+
+        first = await page()  # SUBMITTED: nothing yet, but a cursor to come back with
+        assert first["entries"] == [] and first["pending"] is True
+        assert first["truncated"] is False and first["forwardToken"]
+        assert first["downloads"][0]["fileName"] == f"nf-{wf_id}.log"
+
+        fake.advance(5 + 60 * 0.25)  # 1250 bytes: 12 whole lines and half of one
+        got = await page(next=first["forwardToken"], maxLength=500)
+        assert len(got["entries"]) == 5 and got["truncated"] is True
+        assert got["pending"] is True
+        rest = await page(next=got["forwardToken"])
+        assert len(rest["entries"]) == 7 and rest["truncated"] is False
+        again = await page(next=got["rewindToken"], maxLength=500)
+        assert again["entries"] == got["entries"]
+        idle = await page(next=rest["forwardToken"])  # the partial line is held back
+        assert idle["entries"] == [] and idle["forwardToken"] == rest["forwardToken"]
+        tiny = await page(maxLength=1)  # never stuck: at least one line per page
+        assert tiny["entries"] == got["entries"][:1] and tiny["truncated"] is True
+
+        fake.advance(60)
+        tail = await page(next=rest["forwardToken"], maxLength=10_000)
+        assert tail["pending"] is False and tail["truncated"] is False
+        done = await page(next=tail["forwardToken"])
+        assert done["entries"] == [] and done["pending"] is False
+
+        url = f"{fake.url}/workflow/{wf_id}/download?workspaceId={api.ws}"
+        async with s.get(url) as resp:
+            download = _lines(await resp.read())
+        paged = got["entries"] + rest["entries"] + tail["entries"]
+        assert paged == download
+        assert paged[-1] == "Execution complete -- Goodbye"
+
+        bad, data = await api.call("GET", f"{base}?next=not-a-cursor")
+        assert bad == 400 and "cursor" in data["message"]
+        assert (await api.call("GET", f"{base}?maxLength=0"))[0] == 400
+        assert (await api.call("GET", "/workflow/nope/log"))[0] == 404
+    assert not fake.errors

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,8 @@ from .clock import Clock, MonotonicClock
 from .faults import FaultInjector, FaultSpec, apply_drift
 from .ratewindow import SlidingWindow
 from .state import (
+    LOG_LINE,
+    TERMINAL,
     ApiFailure,
     FakeState,
     TokenInfo,
@@ -25,6 +28,7 @@ from .state import (
     decode_page_token,
     encode_page_token,
     iso,
+    log_line,
 )
 
 __all__ = ["DEFAULT_API_VERSION", "FakeApp", "Route", "build_routes"]
@@ -34,7 +38,6 @@ log = logging.getLogger("tower_async.testing")
 DEFAULT_API_VERSION = "1.181.0-fake"
 JSON = "application/json"
 _LOG_CHUNK = 64 * 1024
-_LOG_LINE = 100  # bytes per log line, newline included
 #: routes never subject to fault injection (so a client can always bind its document)
 _NO_FAULTS = frozenset({"OpenApiDocument", "NotFound"})
 
@@ -481,24 +484,11 @@ async def h_tasks(app: FakeApp, ctx: Ctx) -> Result:
     return {"tasks": [{"task": t} for t in tasks[offset : offset + max_]], "total": len(tasks)}
 
 
-def log_line(wf_id: str, i: int) -> bytes:
-    head = f"Jan-01 00:{(i // 60) % 60:02d}:{i % 60:02d}.000 [Task monitor] INFO  nextflow - "
-    text = f"{head}run {wf_id} log line {i:09d} "
-    return (text + "." * (_LOG_LINE - 1 - len(text)) + "\n").encode()
-
-
 async def h_download_log(app: FakeApp, ctx: Ctx) -> Result:
     state = ctx.state
     wf = _get_wf(ctx)
     length = state.log_length(wf)
-    status = state.status(wf)
-    footer = b""
-    if status == "SUCCEEDED":
-        footer = b"Execution complete -- Goodbye\n"
-    elif status == "FAILED":
-        footer = b"ERROR ~ Error executing process > 'MULTIQC' -- exit status (1)\n"
-    elif status == "CANCELLED":
-        footer = b"WARN: Execution aborted by user\n"
+    footer = state.log_footer(wf)
     file_name = ctx.query.get("fileName") or f"nf-{wf.id}.log"
     resp = web.StreamResponse(
         status=200,
@@ -509,7 +499,7 @@ async def h_download_log(app: FakeApp, ctx: Ctx) -> Result:
     )
     resp.enable_chunked_encoding()
     await resp.prepare(ctx.request)
-    lines_per_chunk = _LOG_CHUNK // _LOG_LINE
+    lines_per_chunk = _LOG_CHUNK // LOG_LINE
     sent = 0
     i = 0
     while sent < length:
@@ -522,6 +512,74 @@ async def h_download_log(app: FakeApp, ctx: Ctx) -> Result:
         await resp.write(footer)
     await resp.write_eof()
     return resp
+
+
+_LOG_CURSOR = "line:"
+#: ``maxLength`` when the client sends none (the fake's choice; the document gives no default)
+LOG_DEFAULT_MAX_LENGTH = 64 * 1024
+
+
+def encode_log_cursor(line: int) -> str:
+    return base64.urlsafe_b64encode(f"{_LOG_CURSOR}{line}".encode()).decode().rstrip("=")
+
+
+def decode_log_cursor(token: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        if not raw.startswith(_LOG_CURSOR):
+            raise ValueError(token)
+        line = int(raw[len(_LOG_CURSOR) :])
+        if line < 0:
+            raise ValueError(token)
+        return line
+    except (ValueError, UnicodeDecodeError):
+        raise ApiFailure(400, f"Invalid log cursor 'next': {token!r}") from None
+
+
+async def h_workflow_log(app: FakeApp, ctx: Ctx) -> Result:
+    """``GetWorkflowLog``: a page of the run's log lines from the ``next`` cursor on.
+
+    ``entries`` are complete lines (the download's text), at most ``maxLength`` bytes of
+    them counting one newline each, but always at least one line when one is available, so
+    a client always moves forward. ``forwardToken`` is the cursor after the page (also when
+    the page is empty: pass it back to wait for more), ``rewindToken`` the cursor of the
+    page itself; ``truncated`` says more lines are available right now; ``pending`` says
+    the run is active, so the log will still grow.
+    """
+    state = ctx.state
+    wf = _get_wf(ctx)
+    token = ctx.query.get("next")
+    start = decode_log_cursor(token) if token else 0
+    max_length = q_int(ctx.query, "maxLength", LOG_DEFAULT_MAX_LENGTH)
+    assert max_length is not None
+    if max_length < 1:
+        raise ApiFailure(400, "'maxLength' must be >= 1")
+    status = state.status(wf)
+    # lines are LOG_LINE bytes with their newline (the closing line is shorter): read one
+    # line more than fits, to know whether the page was cut
+    lines = state.log_entries(wf, start, start + max(1, max_length // LOG_LINE) + 1)
+    entries: list[str] = []
+    used = 0
+    for line in lines:
+        size = len(line.encode()) + 1
+        if entries and used + size > max_length:
+            break
+        used += size
+        entries.append(line)
+    file_name = f"nf-{wf.id}.log"
+    return {
+        "log": {
+            "entries": entries,
+            "truncated": len(entries) < len(lines),
+            "rewindToken": encode_log_cursor(start),
+            "forwardToken": encode_log_cursor(start + len(entries)),
+            "pending": status not in TERMINAL,
+            "message": "Waiting for the run to start" if status == "SUBMITTED" else None,
+            "downloads": [
+                {"fileName": file_name, "displayText": "Nextflow log file", "saveName": file_name}
+            ],
+        }
+    }
 
 
 async def h_list_labels(app: FakeApp, ctx: Ctx) -> Result:
@@ -707,6 +765,7 @@ def build_routes() -> list[Route]:
         Route("GET", "/workflow/{workflowId}/progress", "DescribeWorkflowProgress", h_progress),
         Route("GET", "/workflow/{workflowId}/tasks", "ListWorkflowTasks", h_tasks),
         Route("GET", "/workflow/{workflowId}/download", "DownloadWorkflowLog", h_download_log),
+        Route("GET", "/workflow/{workflowId}/log", "GetWorkflowLog", h_workflow_log),
         Route("GET", "/labels", "ListLabels", h_list_labels),
         Route("POST", "/labels", "CreateLabel", h_create_label),
         Route("GET", "/datasets", "ListDatasetsV2", h_list_datasets),

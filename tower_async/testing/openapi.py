@@ -580,6 +580,22 @@ def _schemas() -> dict[str, Schema]:
         ),
         "DescribeTaskResponse": obj({"task": ref("Task")}),
         "ListTasksResponse": obj({"tasks": arr(ref("DescribeTaskResponse")), "total": I64}),
+        # the Platform's document (1.181.0) declares ``entries`` as ``Iterator_String_``, an
+        # empty ``type: object`` (a Java Iterator<String>), but the Platform serializes it as
+        # a JSON array of lines; the fake documents what it sends
+        "LogPage.Download": obj({"displayText": S, "fileName": S, "saveName": S}),
+        "LogPage": obj(
+            {
+                "downloads": arr(ref("LogPage.Download")),
+                "entries": arr(S),
+                "forwardToken": S,
+                "message": S,
+                "pending": B,
+                "rewindToken": S,
+                "truncated": B,
+            }
+        ),
+        "WorkflowLogResponse": obj({"log": ref("LogPage")}),
         "ListLabelsResponse": obj({"labels": arr(ref("LabelDbDto")), "totalSize": I64}),
         "CreateLabelRequest": obj({"name": S, "value": S, "resource": B, "isDefault": B}),
         "CreateLabelResponse": obj(
@@ -820,6 +836,21 @@ def _paths() -> dict[str, Any]:
                 params=[wf_id, q("fileName", S, "Filename to download"), WS],
                 ok={"type": "string", "format": "binary"},
                 ok_content_type="text/plain",
+                tag="workflows",
+                extra_errors=("404",),
+            )
+        },
+        "/workflow/{workflowId}/log": {
+            "get": op(
+                "GetWorkflowLog",
+                "Get workflow logs",
+                params=[
+                    wf_id,
+                    WS,
+                    q("next", S, "Workflow log cursor"),
+                    q("maxLength", I64, "Maximum length in bytes of the log to retrieve"),
+                ],
+                ok=ref("WorkflowLogResponse"),
                 tag="workflows",
                 extra_errors=("404",),
             )

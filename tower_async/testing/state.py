@@ -46,6 +46,20 @@ __all__ = [
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "UNKNOWN"})
 PROCESSES = ("FASTQC", "TRIMGALORE", "STAR_ALIGN", "SALMON_QUANT", "MULTIQC")
 _ID_ALPHABET = string.ascii_letters + string.digits
+LOG_LINE = 100  # bytes per generated run log line, newline included
+#: the closing line of a finished run's log, per status
+LOG_FOOTERS: dict[str, bytes] = {
+    "SUCCEEDED": b"Execution complete -- Goodbye\n",
+    "FAILED": b"ERROR ~ Error executing process > 'MULTIQC' -- exit status (1)\n",
+    "CANCELLED": b"WARN: Execution aborted by user\n",
+}
+
+
+def log_line(wf_id: str, i: int) -> bytes:
+    """Line ``i`` of a run's log: ``LOG_LINE`` bytes, newline included."""
+    head = f"Jan-01 00:{(i // 60) % 60:02d}:{i % 60:02d}.000 [Task monitor] INFO  nextflow - "
+    text = f"{head}run {wf_id} log line {i:09d} "
+    return (text + "." * (LOG_LINE - 1 - len(text)) + "\n").encode()
 
 
 class ApiFailure(Exception):
@@ -959,13 +973,41 @@ class FakeState:
         return out
 
     def log_length(self, wf: Workflow) -> int:
-        """Bytes of run log visible now: grows while RUNNING, full once terminal."""
+        """Bytes of run log body visible now (without the closing line).
+
+        Grows while RUNNING, where the last line can still be partly written; once the run
+        is terminal the body is whole lines (the line being written is completed), so the
+        closing line of :meth:`log_footer` starts a line of its own.
+        """
         status = self.status(wf)
         if status == "SUBMITTED":
             return 0
         if status in ("SUCCEEDED", "FAILED"):
-            return self.log_size
-        return int(self.log_size * wf.fraction_at(self.clock.now()))
+            visible = self.log_size
+        else:
+            visible = int(self.log_size * wf.fraction_at(self.clock.now()))
+        if status in TERMINAL:
+            visible = -(-visible // LOG_LINE) * LOG_LINE
+        return visible
+
+    def log_footer(self, wf: Workflow) -> bytes:
+        """The closing line of a finished run's log (empty while the run is active)."""
+        return LOG_FOOTERS.get(self.status(wf), b"")
+
+    def log_entries(self, wf: Workflow, start: int = 0, stop: int | None = None) -> list[str]:
+        """The complete lines ``[start:stop]`` of the run's log visible now, without endings.
+
+        The same text as the download, split into lines; a partly written last line of an
+        active run is left out until it is complete.
+        """
+        full = self.log_length(wf) // LOG_LINE
+        footer = self.log_footer(wf)
+        count = full + (1 if footer else 0)
+        stop = count if stop is None else min(stop, count)
+        lines = [log_line(wf.id, i)[:-1].decode() for i in range(start, min(stop, full))]
+        if footer and start <= full < stop:
+            lines.append(footer.rstrip(b"\n").decode())
+        return lines
 
     # ------------------------------------------------------------------ datasets
     def create_dataset(
