@@ -87,7 +87,9 @@ async def _follow_api(
         cursor = page.get("forwardToken") or cursor
         if final and not page.get("pending") and not entries:
             return
-        if not entries:
+        if entries and page.get("truncated"):
+            pace.next(True)  # more is there already (the page was cut): read on at once
+        elif not entries:
             await asyncio.sleep(pace.next(False))
         elif not final:
             await asyncio.sleep(pace.next(True))
