@@ -93,6 +93,11 @@ def _error(status: int, message: str | None) -> web.Response:
     return web.Response(status=status, body=orjson.dumps({"message": message}), content_type=JSON)
 
 
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 def _abort(request: web.Request) -> web.Response:
     transport = request.transport
     if transport is not None:
@@ -826,6 +831,8 @@ class FakeApp:
         self.emit_nulls = emit_nulls
         #: unhandled exceptions turned into 500s (should stay empty: each one is a bug)
         self.errors: list[BaseException] = []
+        #: operationIds of requests whose client went away before the answer (not bugs)
+        self.disconnects: list[str] = []
         self.routes = build_routes()
 
     def make_app(self) -> web.Application:
@@ -842,14 +849,36 @@ class FakeApp:
                 return await self._dispatch(route, request)
             except web.HTTPException:
                 raise
-            except (ConnectionError, asyncio.CancelledError):
+            except asyncio.CancelledError:
+                # never swallowed: server shutdown (or handler_cancellation, if turned on)
                 raise
+            except ConnectionError as exc:
+                # aiohttp does not cancel a handler whose client went away (its default
+                # since 3.9, handler_cancellation=False): the next read of the body or
+                # write of the answer raises instead. Expected, so quiet; the same error
+                # while the client is still there is a bug of the fake.
+                if _client_gone(request):
+                    self._client_went_away(route, request)
+                    return web.Response(status=499)
+                return self._bug(route, exc)
             except Exception as exc:
-                log.exception("fake Platform: unhandled error in %s", route.operation_id)
-                self.errors.append(exc)
-                return _error(500, f"Internal fake server error: {type(exc).__name__}")
+                return self._bug(route, exc)
 
         return handler
+
+    def _bug(self, route: Route, exc: Exception) -> web.Response:
+        log.exception("fake Platform: unhandled error in %s", route.operation_id)
+        self.errors.append(exc)
+        return _error(500, f"Internal fake server error: {type(exc).__name__}")
+
+    def _client_went_away(self, route: Route, request: web.Request) -> None:
+        log.debug(
+            "fake Platform: client went away during %s %s (%s)",
+            request.method,
+            request.path,
+            route.operation_id,
+        )
+        self.disconnects.append(route.operation_id)
 
     def _authenticate(self, request: web.Request) -> TokenInfo | None:
         header = request.headers.get("Authorization", "")

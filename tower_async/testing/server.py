@@ -169,6 +169,15 @@ class FakePlatform:
         """Unhandled exceptions answered as 500 (each one is a bug in the fake)."""
         return self.fake.errors
 
+    @property
+    def disconnects(self) -> list[str]:
+        """operationIds of the requests whose client went away before the answer.
+
+        Logged at DEBUG only: a client timing out or cancelling a call is not an error of
+        the server.
+        """
+        return self.fake.disconnects
+
 
 @contextlib.contextmanager
 def run_in_thread(**kwargs: Any) -> Iterator[FakePlatform]:
