@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -171,3 +174,106 @@ async def test_service_info_can_fault_but_the_document_never_does(
             assert resp.status == 500
         async with s.get(fake_platform.spec_url) as resp:
             assert resp.status == 200
+
+
+async def _until(predicate: Callable[[], bool], limit: float = 5.0) -> None:
+    for _ in range(int(limit / 0.005)):
+        if predicate():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("condition not reached")
+
+
+async def test_latency_before_holds_the_request_unread(
+    fake_platform: FakePlatform, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = fake_platform
+    ws = fake.workspace_id("my-org", "production")
+    url = f"{fake.url}/workflow/launch?workspaceId={ws}"
+    slow = fake.faults.add("CreateWorkflowLaunch", "latency", delay=0.5, count=2)
+    assert slow.when == "before"
+    async with aiohttp.ClientSession(headers=fake.headers()) as s:
+        # a patient client: nothing happens during the delay, then the launch is processed
+        async def patient() -> dict[str, Any]:
+            async with s.post(url, json=_launch_body(fake, ws, "patient")) as resp:
+                assert resp.status == 200
+                return dict(await resp.json())
+
+        task = asyncio.create_task(patient())
+        await _until(lambda: slow.fired == 1)
+        assert fake.state.launches == [] and not task.done()
+        answer = await task
+        [record] = fake.state.launches_named("patient")
+        assert answer["workflowId"] == record.workflow_id
+
+        # a client that times out during the delay: its launch is never processed
+        with pytest.raises(asyncio.TimeoutError):
+            async with s.post(
+                url,
+                json=_launch_body(fake, ws, "impatient"),
+                timeout=aiohttp.ClientTimeout(total=0.1),
+            ) as resp:
+                await resp.read()
+        await _until(lambda: fake.disconnects == ["CreateWorkflowLaunch"])
+    assert fake.state.launches_named("impatient") == []
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_latency_after_processes_first_then_delays_the_answer(
+    fake_platform: FakePlatform, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = fake_platform
+    ws = fake.workspace_id("my-org", "production")
+    url = f"{fake.url}/workflow/launch?workspaceId={ws}"
+    slow = fake.faults.add("CreateWorkflowLaunch", "latency", delay=0.5, when="after", count=2)
+    async with aiohttp.ClientSession(headers=fake.headers()) as s:
+        # the launch is recorded while the answer is still on its way
+        async def patient() -> dict[str, Any]:
+            async with s.post(url, json=_launch_body(fake, ws, "patient")) as resp:
+                assert resp.status == 200
+                return dict(await resp.json())
+
+        task = asyncio.create_task(patient())
+        await _until(lambda: len(fake.state.launches_named("patient")) == 1)
+        assert not task.done()
+        answer = await task
+        [record] = fake.state.launches_named("patient")
+        assert answer["workflowId"] == record.workflow_id
+
+        # a client that times out: it gets no answer, yet its launch happened
+        with pytest.raises(asyncio.TimeoutError):
+            async with s.post(
+                url,
+                json=_launch_body(fake, ws, "impatient"),
+                timeout=aiohttp.ClientTimeout(total=0.1),
+            ) as resp:
+                await resp.read()
+        await _until(lambda: fake.disconnects == ["CreateWorkflowLaunch"])
+    assert len(fake.state.launches_named("impatient")) == 1
+    assert slow.fired == 2
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_latency_after_on_a_read_and_a_streamed_answer(fake_platform: FakePlatform) -> None:
+    fake = fake_platform
+    ws = fake.workspace_id("my-org", "production")
+    [wf_id] = fake.state.add_workflows(ws, 1, status="SUCCEEDED")
+    fake.faults.add("DescribeWorkflow", "latency", delay=0.2, when="after", count=1)
+    fake.faults.add("DownloadWorkflowLog", "latency", delay=0.2, when="after", count=1)
+    async with aiohttp.ClientSession(headers=fake.headers()) as s:
+        t0 = time.perf_counter()
+        async with s.get(f"{fake.url}/workflow/{wf_id}?workspaceId={ws}") as resp:
+            assert (await resp.json())["workflow"]["id"] == wf_id
+        assert time.perf_counter() - t0 >= 0.2
+        t0 = time.perf_counter()
+        url = f"{fake.url}/workflow/{wf_id}/download?workspaceId={ws}"
+        async with s.get(url) as resp:
+            await resp.content.readexactly(1)
+            assert time.perf_counter() - t0 >= 0.2  # delayed before the first byte
+            assert (await resp.read()).endswith(b"Execution complete -- Goodbye\n")
+
+
+def test_latency_when_is_validated() -> None:
+    with pytest.raises(ValueError, match="when"):
+        FaultSpec(route="*", kind="latency", when="during")  # type: ignore[arg-type]
+    assert FaultInjector().add("*", "latency", when="after").when == "after"

@@ -63,6 +63,8 @@ class Route:
     fn: HandlerFn
     auth: bool = True
     workspace_in_path: bool = False
+    #: the handler writes its answer itself (a prepared StreamResponse)
+    streams: bool = False
 
 
 _KEEP_NULL = frozenset({"workspaceId", "workspaceName", "workspaceFullName"})
@@ -769,7 +771,13 @@ def build_routes() -> list[Route]:
         Route("POST", "/workflow/{workflowId}/cancel", "CancelWorkflow", h_cancel_workflow),
         Route("GET", "/workflow/{workflowId}/progress", "DescribeWorkflowProgress", h_progress),
         Route("GET", "/workflow/{workflowId}/tasks", "ListWorkflowTasks", h_tasks),
-        Route("GET", "/workflow/{workflowId}/download", "DownloadWorkflowLog", h_download_log),
+        Route(
+            "GET",
+            "/workflow/{workflowId}/download",
+            "DownloadWorkflowLog",
+            h_download_log,
+            streams=True,
+        ),
         Route("GET", "/workflow/{workflowId}/log", "GetWorkflowLog", h_workflow_log),
         Route("GET", "/labels", "ListLabels", h_list_labels),
         Route("POST", "/labels", "CreateLabel", h_create_label),
@@ -906,8 +914,9 @@ class FakeApp:
         fired: dict[str, FaultSpec] = {}
         if self.faults.rules and route.operation_id not in _NO_FAULTS:
             fired = {f.kind: f for f in self.faults.pick(route.operation_id, request.path)}
-            if "latency" in fired:
-                await asyncio.sleep(fired["latency"].delay)
+            latency = fired.get("latency")
+            if latency is not None and (latency.when == "before" or route.streams):
+                await asyncio.sleep(latency.delay)
             if "drop_before" in fired:
                 return _abort(request)
             if "status" in fired:
@@ -935,6 +944,13 @@ class FakeApp:
         except ApiFailure as failure:
             result = _error(failure.status, failure.message)
 
+        latency = fired.get("latency")
+        if latency is not None and latency.when == "after" and not route.streams:
+            # processed (state changed); the answer is late: the client may give up first
+            await asyncio.sleep(latency.delay)
+            if _client_gone(request):
+                self._client_went_away(route, request)
+                return web.Response(status=499)
         if "drop_after" in fired:
             return _abort(request)
         if isinstance(result, web.StreamResponse):

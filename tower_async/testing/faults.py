@@ -5,6 +5,7 @@ Faults are rules matched against each authenticated, rate-accepted request::
     platform.faults.add("CreateWorkflowLaunch", "drop_after", probability=0.1)
     platform.faults.burst("ListWorkflows", status=503, count=3)   # next 3 calls -> 503
     platform.faults.add("*", "latency", delay=0.05)
+    platform.faults.add("CreateWorkflowLaunch", "latency", delay=5, when="after")
     platform.faults.add("/workflow/*", "drift", drift=("enum", "extra"))
     platform.faults.clear()
 
@@ -18,7 +19,13 @@ always produce the same faults. ``count`` limits how many times a rule fires.
 
 Kinds:
 
-``latency``      sleep ``delay`` seconds, then answer normally.
+``latency``      sleep ``delay`` seconds, then answer normally. ``when="before"`` (default):
+                 the delay comes before the request body is read, so a client that gives
+                 up meanwhile leaves nothing processed. ``when="after"``: the request is
+                 read and processed first (state changes, e.g. a launch is recorded), then
+                 the answer is delayed: a client that times out cannot tell whether its
+                 launch happened. A streamed answer (the log download) is delayed before
+                 its first byte either way.
 ``status``       answer ``status`` (default 503) with ``{"message"}``; nothing is processed.
 ``drop_before``  close the connection without answering; nothing is processed.
 ``drop_after``   process the request (state changes, e.g. a launch is recorded), then close
@@ -43,7 +50,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["DRIFT_KINDS", "FAULT_KINDS", "FaultInjector", "FaultSpec", "apply_drift"]
+__all__ = [
+    "DRIFT_KINDS",
+    "FAULT_KINDS",
+    "LATENCY_WHEN",
+    "FaultInjector",
+    "FaultSpec",
+    "LatencyWhen",
+    "apply_drift",
+]
 
 FaultKind = Literal[
     "latency",
@@ -68,6 +83,8 @@ FAULT_KINDS: frozenset[str] = frozenset(
     }
 )
 DRIFT_KINDS: frozenset[str] = frozenset({"nulls", "enum", "extra", "exit_string"})
+LatencyWhen = Literal["before", "after"]
+LATENCY_WHEN: frozenset[str] = frozenset({"before", "after"})
 
 # Fields the Platform's document does not mark required, set to null by "nulls" drift.
 _NULLABLE_FIELDS = frozenset(
@@ -105,6 +122,7 @@ class FaultSpec:
     chunk: int = 64
     drift: tuple[str, ...] = ("nulls", "enum", "extra", "exit_string")
     enum_value: str = "DELETING"
+    when: LatencyWhen = "before"
     fired: int = 0
 
     def __post_init__(self) -> None:
@@ -119,6 +137,8 @@ class FaultSpec:
             raise ValueError(f"unknown drift kinds {sorted(unknown)}; one of {sorted(DRIFT_KINDS)}")
         if self.chunk < 1:
             raise ValueError("chunk must be >= 1")
+        if self.when not in LATENCY_WHEN:
+            raise ValueError(f"when must be one of {sorted(LATENCY_WHEN)}, not {self.when!r}")
 
     def matches(self, operation_id: str, path: str) -> bool:
         route = self.route
@@ -165,6 +185,7 @@ class FaultInjector:
         chunk: int = 64,
         drift: Iterable[str] = ("nulls", "enum", "extra", "exit_string"),
         enum_value: str = "DELETING",
+        when: LatencyWhen = "before",
     ) -> FaultSpec:
         spec = FaultSpec(
             route=route,
@@ -176,6 +197,7 @@ class FaultInjector:
             chunk=chunk,
             drift=tuple(drift),
             enum_value=enum_value,
+            when=when,
         )
         self.rules.append(spec)
         return spec
