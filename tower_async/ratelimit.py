@@ -48,6 +48,31 @@ Cancelling a task that waits in :meth:`AiolimiterLimiter.acquire` leaves the buc
 aiolimiter only adds to the level after the wait completes, and drops cancelled waiters from
 its queue.
 
+Adapting to a lower server limit
+--------------------------------
+An Enterprise install may allow fewer calls than the client is configured for (5/s against the
+default 20/s); the bucket then sends too fast and most calls earn a 429 before the retry layer
+absorbs them (measured: 160 429s for 60 calls, 73 % of all requests sent).  Buckets made by the
+registry are therefore **adaptive** by default: :func:`~tower_async.retries.send_with_retries`
+reports every response through the small :class:`RateFeedback` interface
+(:meth:`~AiolimiterLimiter.on_throttled`, :meth:`~AiolimiterLimiter.on_success`), and an
+:class:`AdaptiveRate` controller (pure arithmetic on an injectable clock) moves the bucket's rate:
+
+* **decrease** on a 429, at most once per ``window`` (1 s, the server's window, or the
+  server's ``Retry-After``/"Wait Nsecs" when longer): a 429 within the window of the last
+  decrease comes from a call sent into a window that was already full, so it carries no news.
+  The rate is multiplied by ``factor`` (0.7); when callers are queued on the bucket (the
+  bucket, not the caller, sets the pace) the controller also knows how many calls the server
+  accepted in the last window, and goes straight down to that count if it is lower (never
+  below ``rate x deepest``, 0.25, in one step).  Floored at ``minimum`` (1/s);
+* **recovery** by ``step`` (5 %) of the configured rate after every ``recover_after`` (3 s)
+  of successful calls without a 429, never above the configured rate.
+
+The rate is changed on the live aiolimiter bucket (its level is kept, so a change never admits
+an extra call); every change is logged at INFO on ``tower_async.ratelimit`` with the first 12
+hex digits of the token's digest.  Because the controller lives in the shared bucket, what one
+session learns about a token slows every session using that token on the loop.
+
 aiolimiter objects are bound to the event loop they first run on, so the registry keeps one
 set of buckets per loop (a ``WeakKeyDictionary`` keyed by the loop).  Buckets are keyed by the
 SHA-256 hex digest of the token; the token itself is never stored.
@@ -56,10 +81,14 @@ SHA-256 hex digest of the token; the token itself is never stored.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import math
+import time
 import weakref
+from collections import deque
+from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol, runtime_checkable
 
@@ -67,9 +96,11 @@ from aiolimiter import AsyncLimiter
 
 __all__ = [
     "DEFAULT_MARGIN",
+    "AdaptiveRate",
     "AiolimiterLimiter",
     "Limiter",
     "LimiterRegistry",
+    "RateFeedback",
     "UnlimitedLimiter",
     "get_limiter",
     "token_key",
@@ -93,6 +124,172 @@ class Limiter(Protocol):
     async def acquire(self) -> None:
         """Wait until one more call may be sent, and count it."""
         ...
+
+
+@runtime_checkable
+class RateFeedback(Protocol):
+    """Optional: a limiter that wants to hear how its calls fared.
+
+    :func:`~tower_async.retries.send_with_retries` calls these after every response when the
+    limiter has them; they must be cheap and must not raise.
+    """
+
+    def on_throttled(self, retry_after: float | None = None) -> None:
+        """The server answered 429; ``retry_after`` is its hint in seconds, if any."""
+        ...
+
+    def on_success(self) -> None:
+        """The server let a call through its rate limit (any status but 429)."""
+        ...
+
+
+class AdaptiveRate:
+    """AIMD for one token's rate: cut on a 429 (once per window), creep back on success.
+
+    Pure arithmetic on ``clock`` (seconds, monotonic; inject a fake one in tests).
+    :meth:`throttled` and :meth:`succeeded` return the new rate when they changed it, else
+    ``None``.
+
+    * A 429 cuts the rate, then no other 429 cuts it for ``window`` seconds (or the server's
+      ``retry_after``, if longer, up to 60 s): calls already sent into a full window carry no
+      news.  The cut is ``x factor``; when callers are queued on the bucket (``saturated``)
+      the controller instead goes to the number of calls the server let through in the last
+      ``window`` - what the server allows this token - and at least one ``step`` down.  One
+      cut never goes below ``rate x deepest``, and no cut below ``minimum``.
+    * After ``recover_after`` seconds without a 429 and with successes, the rate rises by
+      ``step x limit``, up to ``limit``.  A rise that earns a 429 before the next one is due
+      was a failed probe of the server's limit: the wait before the next rise doubles (up to
+      ``8 x recover_after``); a rise that holds halves it again.
+    """
+
+    __slots__ = (
+        "_accepted",
+        "_changed_at",
+        "_hold_until",
+        "_limit",
+        "_patience",
+        "_probing",
+        "_rate",
+        "clock",
+        "deepest",
+        "factor",
+        "minimum",
+        "recover_after",
+        "step",
+        "window",
+    )
+
+    MAX_PATIENCE = 8
+
+    def __init__(
+        self,
+        limit: float,
+        *,
+        factor: float = 0.7,
+        deepest: float = 0.25,
+        minimum: float = 1.0,
+        step: float = 0.05,
+        recover_after: float = 3.0,
+        window: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        _check_rate(limit)
+        if not (0 < deepest <= factor < 1):
+            raise ValueError("need 0 < deepest <= factor < 1")
+        if not (minimum > 0 and step > 0 and recover_after >= 0 and window >= 0):
+            raise ValueError("minimum and step must be > 0, recover_after and window >= 0")
+        self.factor = factor
+        self.deepest = deepest
+        self.minimum = minimum
+        self.step = step
+        self.recover_after = recover_after
+        self.window = window
+        self.clock = clock
+        self._limit = float(limit)
+        self._rate = float(limit)
+        self._changed_at = -math.inf  # last change of the rate, or last 429
+        self._hold_until = -math.inf  # no cut before this
+        self._patience = 1  # x recover_after before the next rise
+        self._probing = False  # the last change was a rise
+        self._accepted: deque[float] = deque()  # times of the successes in the last window
+
+    @property
+    def rate(self) -> float:
+        """The rate to use now, calls per second."""
+        return self._rate
+
+    @property
+    def limit(self) -> float:
+        """The configured rate: the ceiling of any recovery."""
+        return self._limit
+
+    @property
+    def next_rise_after(self) -> float:
+        """Seconds without a 429 that the next rise waits for (``recover_after x`` patience)."""
+        return self.recover_after * self._patience
+
+    def set_limit(self, limit: float) -> float:
+        """A new ceiling (the registry lowers it when a session asks for less); returns the
+        rate, lowered to the ceiling if it was above."""
+        _check_rate(limit)
+        self._limit = float(limit)
+        self._rate = min(self._rate, self._limit)
+        return self._rate
+
+    def throttled(
+        self, retry_after: float | None = None, *, saturated: bool = False
+    ) -> float | None:
+        """A 429.  ``saturated``: callers were queued on the bucket, so the bucket's rate, not
+        the callers', set the pace, and the calls accepted in the last window measure what the
+        server allows this token."""
+        now = self.clock()
+        self._changed_at = now  # a rise needs next_rise_after seconds without any 429
+        if now < self._hold_until:
+            return None
+        hold = self.window
+        if retry_after is not None and math.isfinite(retry_after):
+            hold = max(hold, min(retry_after, 60.0))
+        self._hold_until = now + hold
+        if self._probing:  # the last rise went too far: probe less often
+            self._probing = False
+            self._patience = min(self._patience * 2, self.MAX_PATIENCE)
+        if saturated:
+            self._expire(now)
+            new = min(float(len(self._accepted)), self._rate - self.step * self._limit)
+            new = max(new, self._rate * self.deepest)
+        else:
+            new = self._rate * self.factor
+        new = max(new, min(self.minimum, self._limit))
+        if new >= self._rate:
+            return None
+        self._rate = new
+        return new
+
+    def succeeded(self) -> float | None:
+        """A call got through; raises the rate by ``step x limit`` when ``next_rise_after``
+        seconds passed since the last change or 429."""
+        now = self.clock()
+        accepted = self._accepted
+        accepted.append(now)
+        if len(accepted) > 64 and now - accepted[0] > self.window:
+            self._expire(now)
+        if self._rate >= self._limit or now - self._changed_at < self.next_rise_after:
+            return None
+        if self._probing:  # the last rise held
+            self._patience = max(1, self._patience // 2)
+        self._probing = True
+        self._changed_at = now
+        self._rate = min(self._limit, self._rate + self.step * self._limit)
+        return self._rate
+
+    def _expire(self, now: float) -> None:
+        accepted = self._accepted
+        edge = now - self.window
+        while accepted and accepted[0] <= edge:
+            accepted.popleft()
+
+    def __repr__(self) -> str:
+        return f"<AdaptiveRate {self._rate:.3g}/s of {self._limit:g}/s>"
 
 
 class _ContextManagerMixin:
@@ -131,57 +328,169 @@ _UNLIMITED = UnlimitedLimiter()
 class AiolimiterLimiter(_ContextManagerMixin):
     """A capacity-1 aiolimiter bucket that spaces calls ``(1 s + margin) / rate`` apart.
 
-    See the module docstring for why this shape.  ``key`` is only used in ``repr`` (a prefix
-    of it); pass a digest, never a token.
+    See the module docstring for why this shape.  ``key`` is only used in ``repr`` and logs (a
+    prefix of it); pass a digest, never a token.  With an :class:`AdaptiveRate` controller
+    (``adaptive=``), :meth:`on_throttled` and :meth:`on_success` move the rate between the
+    controller's floor and ``limit``; without one they do nothing.
     """
 
-    __slots__ = ("_bucket", "_interval", "_margin", "_rate", "key")
+    __slots__ = (
+        "_adaptive",
+        "_bucket",
+        "_interval",
+        "_limit",
+        "_margin",
+        "_rate",
+        "_waiting",
+        "key",
+    )
 
-    def __init__(self, rate: float, *, margin: float = DEFAULT_MARGIN, key: str = "") -> None:
+    def __init__(
+        self,
+        rate: float,
+        *,
+        margin: float = DEFAULT_MARGIN,
+        key: str = "",
+        adaptive: AdaptiveRate | None = None,
+    ) -> None:
         _check_rate(rate)
         if not (margin >= 0 and math.isfinite(margin)):
             raise ValueError(f"margin must be a finite number >= 0, not {margin!r}")
         self.key = key
         self._margin = margin
+        self._limit = float(rate)
         self._rate = float(rate)
         self._interval = (1.0 + margin) / self._rate
         self._bucket = AsyncLimiter(1, self._interval)
+        self._waiting = 0
+        self._adaptive: AdaptiveRate | None = None
+        if adaptive is not None:
+            self.adapt(adaptive)
 
     @property
     def rate(self) -> float:
-        """The configured limit, calls per second."""
+        """The rate in force now, calls per second (below ``limit`` after a 429 when adaptive)."""
         return self._rate
+
+    @property
+    def limit(self) -> float:
+        """The configured rate, calls per second: the most this bucket ever allows."""
+        return self._limit
 
     @property
     def interval(self) -> float:
         """Minimum seconds between two releases."""
         return self._interval
 
+    @property
+    def adaptive(self) -> AdaptiveRate | None:
+        """The controller that adapts the rate, or ``None``."""
+        return self._adaptive
+
+    def adapt(self, controller: AdaptiveRate | None = None) -> AdaptiveRate:
+        """Turn adaptation on (a no-op when it is on already); returns the controller."""
+        if self._adaptive is None:
+            if controller is None:
+                controller = AdaptiveRate(self._limit)
+            controller.set_limit(self._limit)
+            self._adaptive = controller
+            if controller.rate < self._rate:
+                self._set_rate(controller.rate)
+        return self._adaptive
+
     async def acquire(self) -> None:
         # The bucket may be swapped for a slower one by tighten() while we wait; a caller
         # released by the old bucket then queues on the new one so the new spacing holds.
-        for _ in range(8):
-            bucket = self._bucket
-            await bucket.acquire()
-            if bucket is self._bucket:
-                return
-        await self._bucket.acquire()  # pragma: no cover - needs 8 swaps during one wait
+        self._waiting += 1
+        try:
+            for _ in range(8):
+                bucket = self._bucket
+                await bucket.acquire()
+                if bucket is self._bucket:
+                    return
+            await self._bucket.acquire()  # pragma: no cover - needs 8 swaps during one wait
+        finally:
+            self._waiting -= 1
 
     def tighten(self, rate: float) -> None:
-        """Lower the rate (never raises it).  Used when two sessions ask for different rates
-        for the same token: the stricter one wins, since the server's limit is per token."""
+        """Lower the configured rate (never raises it).  Used when two sessions ask for
+        different rates for the same token: the stricter one wins, since the server's limit is
+        per token."""
         _check_rate(rate)
-        if rate >= self._rate:
+        if rate >= self._limit:
             return
+        self._limit = float(rate)
+        if self._adaptive is not None:
+            self._adaptive.set_limit(rate)
+        if rate < self._rate:
+            self._rate = float(rate)
+            self._interval = (1.0 + self._margin) / self._rate
+            self._bucket = AsyncLimiter(1, self._interval)
+
+    # -- RateFeedback ----------------------------------------------------------------------
+
+    def on_throttled(self, retry_after: float | None = None) -> None:
+        if self._adaptive is None:
+            return
+        old = self._rate
+        new = self._adaptive.throttled(retry_after, saturated=self._waiting > 0)
+        if new is not None:
+            self._set_rate(new)
+            logger.info(
+                "bucket %s...: 429 (retry after %s); lowering the rate from %.3g/s to %.3g/s",
+                self.key[:12] or "-",
+                "-" if retry_after is None else f"{retry_after:g}s",
+                old,
+                new,
+            )
+
+    def on_success(self) -> None:
+        if self._adaptive is None:
+            return
+        old = self._rate
+        new = self._adaptive.succeeded()
+        if new is not None:
+            self._set_rate(new)
+            logger.info(
+                "bucket %s...: no 429 lately; raising the rate from %.3g/s to %.3g/s "
+                "(limit %g/s; next rise after %gs without a 429)",
+                self.key[:12] or "-",
+                old,
+                new,
+                self._limit,
+                self._adaptive.next_rise_after,
+            )
+
+    def _set_rate(self, rate: float) -> None:
+        """Change the rate of the live bucket, keeping its level.
+
+        A fresh bucket would start empty and admit a call at once, however recently the old
+        one released its last: every change would risk one call too many in a window.  So the
+        running aiolimiter bucket is re-tuned in place (``time_period`` and the leak rate it
+        derives from it, then its waker is re-armed); if a future aiolimiter lacks those
+        attributes, fall back to swapping buckets.
+        """
         self._rate = float(rate)
-        self._interval = (1.0 + self._margin) / self._rate
-        self._bucket = AsyncLimiter(1, self._interval)
+        self._interval = interval = (1.0 + self._margin) / self._rate
+        bucket = self._bucket
+        if hasattr(bucket, "_rate_per_sec"):
+            # drain the level at the old rate up to now (no running loop: nothing to drain)
+            with contextlib.suppress(RuntimeError):
+                bucket.has_capacity()
+            bucket.time_period = interval
+            bucket._rate_per_sec = 1.0 / interval
+            wake = getattr(bucket, "_wake_next", None)
+            if wake is not None:
+                wake()  # re-arm the timer of the first waiter at the new rate
+        else:  # pragma: no cover - depends on aiolimiter's internals
+            self._bucket = AsyncLimiter(1, interval)
 
     def __repr__(self) -> str:
         short = self.key[:12] + "..." if self.key else "-"
+        mode = f" adaptive limit={self._limit:g}/s" if self._adaptive is not None else ""
         return (
-            f"<AiolimiterLimiter key={short} rate={self._rate:g}/s "
-            f"interval={self._interval * 1000:.1f}ms>"
+            f"<AiolimiterLimiter key={short} rate={self._rate:.3g}/s "
+            f"interval={self._interval * 1000:.1f}ms{mode}>"
         )
 
 
@@ -212,12 +521,16 @@ class LimiterRegistry:
         token: str | None,
         rate: float | None,
         *,
+        adaptive: bool = True,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> Limiter:
         """The shared limiter for ``token`` on ``loop`` (default: the running loop).
 
         ``rate`` is calls per second; ``None`` or ``0`` means no limiting.  If the bucket for
-        this token already exists with a higher rate, it is lowered to ``rate``.
+        this token already exists with a higher rate, it is lowered to ``rate``.  ``adaptive``
+        (default): the bucket slows down on 429s and recovers (:class:`AdaptiveRate`); like a
+        lower rate, asking for it on an existing bucket turns it on for every user of the
+        token, and ``adaptive=False`` does not turn it off.
         """
         if rate is None or rate == 0:
             return _UNLIMITED
@@ -231,14 +544,16 @@ class LimiterRegistry:
         limiter = buckets.get(key)
         if limiter is None:
             limiter = buckets[key] = AiolimiterLimiter(rate, margin=self._margin, key=key)
-        elif rate < limiter.rate:
+        elif rate < limiter.limit:
             logger.info(
                 "lowering the rate limit of bucket %s... from %g/s to %g/s",
                 key[:12],
-                limiter.rate,
+                limiter.limit,
                 rate,
             )
             limiter.tighten(rate)
+        if adaptive:
+            limiter.adapt()
         return limiter
 
     def clear(self) -> None:
@@ -257,7 +572,8 @@ def get_limiter(
     token: str | None,
     rate: float | None,
     *,
+    adaptive: bool = True,
     loop: asyncio.AbstractEventLoop | None = None,
 ) -> Limiter:
     """The process-wide limiter for ``token`` on ``loop``; see :meth:`LimiterRegistry.get`."""
-    return _REGISTRY.get(token, rate, loop=loop)
+    return _REGISTRY.get(token, rate, adaptive=adaptive, loop=loop)

@@ -25,8 +25,11 @@ Small policies, each testable with a fake clock and a seeded :class:`random.Rand
   five 429s in a row.  ``max_attempts=1`` still disables every retry.
 
 :func:`send_with_retries` runs the loop: it acquires the limiter before *every* attempt, so
-retries go through the bucket too, and returns the final response (the session turns an
-error status into ``ApiError``) or re-raises the last ``TransportError``.  Each retry is logged
+retries go through the bucket too; tells a limiter that supports
+:class:`~tower_async.ratelimit.RateFeedback` about every 429 (with its ``Retry-After`` hint) and
+every other response, so that an adaptive bucket can slow down to the server's limit; and
+returns the final response (the session turns an error status into ``ApiError``) or re-raises
+the last ``TransportError``.  Each retry is logged
 on ``tower_async.retries`` with the operation id, status or error, attempt and wait - never
 headers, which carry the token.  Cancellation during a limiter wait or a backoff sleep
 propagates as ``CancelledError``.
@@ -45,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from .errors import TransportError
-from .ratelimit import Limiter
+from .ratelimit import Limiter, RateFeedback
 
 __all__ = [
     "IDEMPOTENT_METHODS",
@@ -376,8 +379,11 @@ async def send_with_retries(
 
     Returns the last response (a success, or the error response when giving up); re-raises
     the last :class:`TransportError` when giving up on one.  Other exceptions from ``send``
-    (and from ``on_retry``) propagate at once.  ``limiter.acquire()`` runs before every attempt.
+    (and from ``on_retry``) propagate at once.  ``limiter.acquire()`` runs before every attempt;
+    a limiter that is also a :class:`~tower_async.ratelimit.RateFeedback` hears of every
+    response: ``on_throttled(retry_after)`` for a 429, ``on_success()`` for any other status.
     """
+    feedback = limiter if isinstance(limiter, RateFeedback) else None
     spent = 0
     throttled = 0
     attempt = 0
@@ -393,8 +399,13 @@ async def send_with_retries(
         except TransportError as exc:
             error = exc
 
-        if response is not None and response.status == THROTTLED:
-            throttled += 1
+        if response is not None:
+            if response.status == THROTTLED:
+                throttled += 1
+                if feedback is not None:
+                    feedback.on_throttled(policy.throttle.hint(response))
+            elif feedback is not None:
+                feedback.on_success()
         ctx = RetryContext(operation_id, method, idempotent, attempt, response, error, throttled)
         decision = policy.decide(ctx)
         if not decision.retry:

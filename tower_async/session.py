@@ -218,6 +218,7 @@ class Tower:
         workspace: int | str | None = None,
         *,
         rate_limit: float | None = 20.0,
+        adaptive_rate: bool = True,
         validation: Validation = "warn",
         session: aiohttp.ClientSession | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
@@ -244,6 +245,7 @@ class Tower:
             ws = int(ws)
         self.workspace: int | str | None = ws
         self.rate_limit = rate_limit
+        self.adaptive_rate = adaptive_rate  # slow the token's bucket down on 429s, recover slowly
         self.validation: Validation = validation
         self._external_session = session
         self._session: aiohttp.ClientSession | None = None
@@ -321,7 +323,9 @@ class Tower:
             if self._limiter_override is not None:
                 self._limiter = self._limiter_override
             else:
-                self._limiter = get_limiter(self._token, self.rate_limit)
+                self._limiter = get_limiter(
+                    self._token, self.rate_limit, adaptive=self.adaptive_rate
+                )
             if isinstance(self.workspace, str):
                 from .orchestration import resolve_workspace
 
