@@ -138,6 +138,30 @@ def test_java_regex_is_rewritten() -> None:
     assert props["other"]["pattern"] == "^[!-~]+$"
 
 
+def test_iterator_placeholders_become_arrays() -> None:
+    doc = doc_with(
+        {
+            "Iterator_String_": {"type": "object"},
+            "Iterator_Thing_": {"type": "object"},
+            "Thing": {"type": "object", "properties": {"a": {"type": "integer"}}},
+            "Iterator_Real_": {"type": "object", "properties": {"x": {"type": "string"}}},
+            "LogPage": {
+                "type": "object",
+                "properties": {"entries": {"$ref": "#/components/schemas/Iterator_String_"}},
+            },
+        },
+        {"/log": _get("GetLog", "#/components/schemas/LogPage")},
+    )
+    assert apply_patches(doc) == ["iterator-as-array"]
+    schemas = doc["components"]["schemas"]
+    assert schemas["Iterator_String_"] == {"type": "array", "items": {"type": "string"}}
+    assert schemas["Iterator_Thing_"]["items"] == {"$ref": "#/components/schemas/Thing"}
+    assert "items" not in schemas["Iterator_Real_"]  # a real object is left alone
+    validator = Validator(doc)
+    op = bind_operations(doc)["GetLog"]
+    validator.validate_response(op, 200, "application/json", {"entries": ["a", "b"]}, "strict")
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_published_documents(version: str) -> None:
     with spec_path(version).open("rb") as f:
@@ -145,13 +169,14 @@ def test_published_documents(version: str) -> None:
     applied = apply_patches(doc)
     assert set(applied) <= set(PATCHES)
     expected = {
-        "1.85.0": {"nullable-combinator", "java-regex"},
-        "1.115.0": {"nullable-combinator"},
+        "1.85.0": {"nullable-combinator", "java-regex", "iterator-as-array"},
+        "1.115.0": {"nullable-combinator", "iterator-as-array"},
         "1.181.0": {
             "params-any-value",
             "error-oneof-anyof",
             "nullable-combinator",
             "nullable-enum-null",
+            "iterator-as-array",
         },
     }[version]
     assert set(applied) == expected

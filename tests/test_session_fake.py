@@ -166,3 +166,17 @@ def test_import_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+async def test_log_pages_validate_against_both_documents(
+    tw: Tower, fake_platform: FakePlatform
+) -> None:
+    # the published document types the entries as an empty object (Iterator_String_);
+    # the iterator-as-array patch makes the real array of lines valid in strict mode
+    ws = tw.workspace_id
+    assert ws is not None
+    wid = (await tw.create_workflow_launch(body=_launch_body(fake_platform, ws)))["workflowId"]
+    fake_platform.advance(10_000)
+    page = await tw.get_workflow_log(workflow_id=wid, max_length=4096)
+    entries = page["log"]["entries"]
+    assert isinstance(entries, list) and entries and all(isinstance(e, str) for e in entries)

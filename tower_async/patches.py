@@ -26,6 +26,10 @@ name                        what it corrects
                             ``[\\p{Graph}&&[^/]]\\p{Graph}+``): rewritten to the equivalent
                             ECMA-262 class ``[!-~]`` (Java's ``\\p{Graph}`` is ASCII ``!``..``~``)
                             and the class intersection spelled out.
+``iterator-as-array``       Java ``Iterator<T>`` component schemas published as an empty
+                            ``type: object`` (``Iterator_String_``, the ``entries`` of a
+                            ``GetWorkflowLog`` page): Jackson writes an iterator as a JSON
+                            array, so they become ``type: array`` of ``T``.
 ==========================  =====================================================================
 
 The document carries no ``servers`` block either; that is not patched here because the
@@ -165,6 +169,40 @@ def _java_regex(document: dict[str, Any]) -> bool:
     return changed
 
 
+_ITERATOR = re.compile(r"^Iterator_(\w+?)_$")
+_JAVA_ITEM_TYPES: dict[str, dict[str, Any]] = {
+    "String": {"type": "string"},
+    "Long": {"type": "integer", "format": "int64"},
+    "Integer": {"type": "integer", "format": "int32"},
+    "Boolean": {"type": "boolean"},
+}
+
+
+def _iterator_as_array(document: dict[str, Any]) -> bool:
+    components = document.get("components")
+    schemas = components.get("schemas") if isinstance(components, dict) else None
+    if not isinstance(schemas, dict):
+        return False
+    changed = False
+    for name, schema in schemas.items():
+        match = _ITERATOR.match(str(name))
+        if not match or not isinstance(schema, dict) or schema.get("type") != "object":
+            continue
+        if set(schema) - {"type", "description"}:
+            continue  # it describes properties: not the empty placeholder
+        item = match.group(1)
+        if item in _JAVA_ITEM_TYPES:
+            items: dict[str, Any] = dict(_JAVA_ITEM_TYPES[item])
+        elif item in schemas:
+            items = {"$ref": f"#/components/schemas/{item}"}
+        else:
+            items = {}
+        schema["type"] = "array"
+        schema["items"] = items
+        changed = True
+    return changed
+
+
 #: name -> patch function (returns True when it changed something), in application order.
 PATCHES: dict[str, Callable[[dict[str, Any]], bool]] = {
     "params-any-value": _params_any_value,
@@ -172,6 +210,7 @@ PATCHES: dict[str, Callable[[dict[str, Any]], bool]] = {
     "nullable-combinator": _nullable_combinator,
     "nullable-enum-null": _nullable_enum_null,
     "java-regex": _java_regex,
+    "iterator-as-array": _iterator_as_array,
 }
 
 
