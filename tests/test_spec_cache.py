@@ -69,6 +69,17 @@ def test_corrupt_entry_is_detected_and_rebuilt(cache_dir: Path, damage: Any) -> 
     assert not [p for p in cache_dir.rglob(".tmp-*")]
 
 
+def test_entry_from_another_patch_table_is_rebuilt(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = SchemaCache(cache_dir)
+    load_document(TINY_SPEC, cache=cache)
+    assert load_document(TINY_SPEC, cache=cache).from_cache
+    monkeypatch.setattr(spec_module, "_patch_table", lambda: "a-newer-table")
+    assert not load_document(TINY_SPEC, cache=cache).from_cache  # re-patched, rewritten
+    assert load_document(TINY_SPEC, cache=cache).from_cache
+
+
 def test_dict_source_and_disabled_cache(cache_dir: Path) -> None:
     document = yaml.safe_load(TINY_SPEC.read_text())
     cold = load_document(document, cache=SchemaCache(cache_dir))

@@ -54,6 +54,13 @@ CACHE_FORMAT = 1
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+def _patch_table() -> str:
+    """The names of the patches this version applies: entries made by another are stale."""
+    from .patches import PATCHES
+
+    return ",".join(PATCHES)
+
+
 class SpecWarning(UserWarning):
     """The OpenAPI document fails validation; it is bound anyway."""
 
@@ -127,6 +134,8 @@ class SchemaCache:
             header = orjson.loads(header_bytes)
             if not isinstance(header, dict) or header.get("format") != CACHE_FORMAT:
                 raise ValueError("unknown cache format")
+            if header.get("patch_table") != _patch_table():
+                raise ValueError("made with another patch table (tower-async was upgraded)")
             if hashlib.sha256(body).hexdigest() != header.get("body_sha256"):
                 raise ValueError("body checksum mismatch (truncated or corrupt)")
             document = orjson.loads(body)
@@ -192,6 +201,7 @@ class SchemaCache:
             "body_sha256": hashlib.sha256(body).hexdigest(),
             "problems": spec.problems,
             "patches": list(spec.patches),
+            "patch_table": _patch_table(),
         }
         target = directory / f"{origin_slug(spec.api_version)}__{spec.sha256}.json"
         try:
