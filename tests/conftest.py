@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
+from tower_async import Tower
+from tower_async.testing import FakePlatform
 
 REPO = Path(__file__).resolve().parents[1]
 VERSIONS = ("1.85.0", "1.115.0", "1.181.0")
@@ -49,3 +53,24 @@ def _isolated_user_cache(
     monkeypatch.setenv("TOWER_ASYNC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "user-cache"))
     for name in ("TOWER_ACCESS_TOKEN", "TOWER_API_ENDPOINT", "TOWER_WORKSPACE_ID"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakePlatform]:
+    """The fake Platform without a rate limit (tests that need one start their own)."""
+    async with FakePlatform(rate_limit=None) as platform:
+        yield platform
+    assert not platform.errors, f"the fake Platform answered 500 on bugs: {platform.errors!r}"
+
+
+@pytest.fixture
+async def tw(fake: FakePlatform, tmp_path: Path) -> AsyncIterator[Tower]:
+    """A session on ``fake`` in the workspace ``my-org/production`` (resolved by name)."""
+    async with Tower(
+        token=fake.token,
+        endpoint=fake.url,
+        workspace="my-org/production",
+        cache_dir=tmp_path / "cache",
+        rate_limit=None,
+    ) as session:
+        yield session

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import pytest
 
@@ -24,18 +23,6 @@ async def fake() -> AsyncIterator[FakePlatform]:
     async with FakePlatform(rate_limit=None, log_size=LOG_SIZE) as platform:
         yield platform
     assert not platform.errors
-
-
-@pytest.fixture
-async def tw(fake: FakePlatform, tmp_path: Path) -> AsyncIterator[Tower]:
-    async with Tower(
-        token=fake.token,
-        endpoint=fake.url,
-        workspace="my-org/production",
-        cache_dir=tmp_path / "cache",
-        rate_limit=None,
-    ) as session:
-        yield session
 
 
 async def _until(predicate: Callable[[], bool], limit: float = 5.0) -> None:

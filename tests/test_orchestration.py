@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,25 +22,6 @@ from tower_async.orchestration import (
     wait_for_runs,
 )
 from tower_async.testing import FakePlatform
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakePlatform]:
-    async with FakePlatform(rate_limit=None) as platform:
-        yield platform
-    assert not platform.errors
-
-
-@pytest.fixture
-async def tw(fake: FakePlatform, tmp_path: Path) -> AsyncIterator[Tower]:
-    async with Tower(
-        token=fake.token,
-        endpoint=fake.url,
-        workspace="my-org/production",
-        cache_dir=tmp_path / "cache",
-        rate_limit=None,
-    ) as session:
-        yield session
 
 
 def counter(fake: FakePlatform, operation_id: str):  # type: ignore[no-untyped-def]

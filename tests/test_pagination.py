@@ -31,13 +31,6 @@ def expected_pages(n: int, page_size: int = PS) -> int:
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakePlatform]:
-    async with FakePlatform(rate_limit=None) as platform:
-        yield platform
-    assert not platform.errors
-
-
-@pytest.fixture
 async def tw(fake: FakePlatform, tmp_path: Path) -> AsyncIterator[Tower]:
     async with Tower(
         token=fake.token, endpoint=fake.url, cache_dir=tmp_path, rate_limit=None
