@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 
 from tower_async import RateLimited, ServerError, Tower, TransportError
-from tower_async.ratelimit import LimiterRegistry
+from tower_async.ratelimit import AiolimiterLimiter, LimiterRegistry
 from tower_async.retries import RetryEvent, RetryPolicy
 from tower_async.testing import FakePlatform, run_in_thread
 
@@ -115,6 +116,50 @@ async def test_429s_absorbed_when_the_server_limit_is_below_the_clients(
     assert stats.rejected > 0 and stats.max_window_count <= server_limit
     assert {e.status for e in events} == {429}
     assert len(events) == stats.rejected  # every 429 was retried, none surfaced
+
+
+async def test_adaptive_bucket_finds_a_lower_server_limit(cache_dir: Path) -> None:
+    """Server 5/s, client 20/s: the fixed bucket earned 160 429s for 60 calls (73 % of the
+    requests sent); the adaptive one, shared by two sessions, ~6 (4 while the first window
+    drains, then one per failed probe of 6/s)."""
+    server_limit, calls = 5, 60
+    async with FakePlatform(rate_limit=server_limit) as fake:
+        # a token of its own: the process-wide registry (the real path) must start afresh
+        token = fake.add_token(token=f"adaptive-{uuid.uuid4().hex}")
+        ws = fake.workspace_id("my-org", "production")
+        events: list[RetryEvent] = []
+        async with (
+            Tower(
+                token=token, endpoint=fake.url, cache_dir=cache_dir, on_retry=events.append
+            ) as one,
+            Tower(
+                token=token, endpoint=fake.url, cache_dir=cache_dir, on_retry=events.append
+            ) as two,
+        ):
+            assert one._limiter is two._limiter
+            started = time.monotonic()
+            results = await asyncio.gather(
+                *(
+                    tw.list_workflows(workspace_id=ws, max=1)
+                    for _ in range(calls // 2)
+                    for tw in (one, two)
+                ),
+                return_exceptions=True,
+            )
+            elapsed = time.monotonic() - started
+            limiter = one._limiter
+        stats = fake.stats(token)
+        assert not fake.errors
+    print(f"adaptive: {calls} calls, {stats.rejected} 429s, {elapsed:.1f}s, {limiter!r}")
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert stats.accepted == calls and stats.max_window_count <= server_limit
+    assert len(events) == stats.rejected
+    # measured: 6 or 7 (against 160 with adaptive_rate=False)
+    assert stats.rejected <= 0.15 * calls, stats
+    assert isinstance(limiter, AiolimiterLimiter)
+    assert limiter.rate <= server_limit + 1 and limiter.limit == 20
+    # and no slower than the server allows: 60 calls at 5/s
+    assert elapsed < (calls / server_limit) * 1.3, elapsed
 
 
 # -- faults during launches ------------------------------------------------------------------
