@@ -3,13 +3,17 @@
     .venv/bin/python bench/bench_ratelimit.py [--seconds 10] [--keys 20] [--thread]
 
 The fake runs in a child process (``--thread``: on a thread of this process) so that this
-process's event loop holds only the client.  Three phases, each ``--seconds`` long:
+process's event loop holds only the client.  Five phases, each ``--seconds`` long:
 
 1. loopback ceiling: one unlimited key, no client limit - what the path itself can carry;
 2. one key, limit 20/s on both sides: calls/s as a fraction of the limit (goal >= 0.95,
    zero 429s);
 3. ``--keys`` keys in one process, one session each: aggregate calls/s as a fraction of
-   ``keys x 20/s`` (goal >= 0.95, zero 429s).
+   ``keys x 20/s`` (goal >= 0.95, zero 429s);
+4. and 5. one key whose server-side limit is 5/s (an Enterprise install) with the client at
+   20/s, adaptive bucket off then on: calls/s and the fraction of requests answered 429.
+
+Phases 1-3 and 5 use the default, adaptive bucket.
 
 429s and the most calls in any 1 s window come from the fake's own counters.
 """
@@ -33,6 +37,7 @@ from tower_async.ratelimit import LimiterRegistry
 from tower_async.testing import FakePlatform, run_in_thread
 
 LIMIT = 20  # calls per second per key: the physical limit (Seqera Cloud's and the fake's)
+LOW_LIMIT = 5  # the server-side limit of the "Enterprise" key (the client stays at LIMIT)
 
 
 # -- the fake, somewhere else ----------------------------------------------------------------
@@ -44,25 +49,29 @@ class Server:
     workspace: int
     unlimited: str
     keys: list[str]
+    low: str  # a key the server limits to LOW_LIMIT
     stats: Callable[[], dict[str, dict[str, int]]]
 
 
-def _setup(fake: FakePlatform, keys: int) -> tuple[str, list[str]]:
+def _setup(fake: FakePlatform, keys: int) -> tuple[str, list[str], str]:
     unlimited = fake.add_token(rate_limit=None)
-    return unlimited, [fake.add_token(rate_limit=LIMIT) for _ in range(keys)]
+    tokens = [fake.add_token(rate_limit=LIMIT) for _ in range(keys)]
+    return unlimited, tokens, fake.add_token(rate_limit=LOW_LIMIT)
 
 
 def _child(conn: Connection, keys: int) -> None:
     async def main() -> None:
         async with FakePlatform(rate_limit=LIMIT) as fake:
-            unlimited, tokens = _setup(fake, keys)
-            conn.send((fake.url, fake.workspace_id("my-org", "production"), unlimited, tokens))
+            unlimited, tokens, low = _setup(fake, keys)
+            everyone = [unlimited, *tokens, low]
+            ws = fake.workspace_id("my-org", "production")
+            conn.send((fake.url, ws, unlimited, tokens, low))
             loop = asyncio.get_running_loop()
             while True:
                 command = await loop.run_in_executor(None, conn.recv)
                 if command == "stop":
                     return
-                conn.send({t: fake.stats(t).as_dict() for t in [unlimited, *tokens]})
+                conn.send({t: fake.stats(t).as_dict() for t in everyone})
 
     asyncio.run(main())
 
@@ -73,14 +82,14 @@ def fake_in_process(keys: int) -> Iterator[Server]:
     proc = mp.get_context("spawn").Process(target=_child, args=(child, keys), daemon=True)
     proc.start()
     try:
-        url, ws, unlimited, tokens = parent.recv()
+        url, ws, unlimited, tokens, low = parent.recv()
 
         def stats() -> dict[str, dict[str, int]]:
             parent.send("stats")
             result: dict[str, dict[str, int]] = parent.recv()
             return result
 
-        yield Server(url, ws, unlimited, tokens, stats)
+        yield Server(url, ws, unlimited, tokens, low, stats)
     finally:
         with contextlib.suppress(OSError):
             parent.send("stop")
@@ -93,13 +102,14 @@ def fake_in_process(keys: int) -> Iterator[Server]:
 def fake_in_thread(keys: int) -> Iterator[Server]:
     with run_in_thread(rate_limit=LIMIT) as fake:
         lock = threading.Lock()
-        unlimited, tokens = _setup(fake, keys)
+        unlimited, tokens, low = _setup(fake, keys)
 
         def stats() -> dict[str, dict[str, int]]:
             with lock:  # reads only; the counters are plain ints
-                return {t: fake.stats(t).as_dict() for t in [unlimited, *tokens]}
+                return {t: fake.stats(t).as_dict() for t in [unlimited, *tokens, low]}
 
-        yield Server(fake.url, fake.workspace_id("my-org", "production"), unlimited, tokens, stats)
+        ws = fake.workspace_id("my-org", "production")
+        yield Server(fake.url, ws, unlimited, tokens, low, stats)
 
 
 # -- the client ------------------------------------------------------------------------------
@@ -108,12 +118,19 @@ def fake_in_thread(keys: int) -> Iterator[Server]:
 @dataclass
 class Result:
     ok: int  # calls answered within the window
+    sent: int  # requests the fake received (all keys of the phase, 429s included)
     rejected: int  # 429s the fake answered (all keys of the phase)
     window: int  # most calls the fake accepted for one key in any 1 s window
 
 
 async def drive(
-    server: Server, tokens: list[str], rate: float | None, tasks: int, seconds: float
+    server: Server,
+    tokens: list[str],
+    rate: float | None,
+    tasks: int,
+    seconds: float,
+    *,
+    adaptive: bool = True,
 ) -> Result:
     """``tasks`` workers per token calling ListWorkflows for ``seconds``; returns successes
     completed within the window (calls still waiting at the end are cancelled)."""
@@ -128,7 +145,7 @@ async def drive(
                     token=token,
                     endpoint=server.url,
                     cache_dir=cache,
-                    limiter=registry.get(token, rate),
+                    limiter=registry.get(token, rate, adaptive=adaptive),
                     validation="off",
                 )
             )
@@ -161,6 +178,7 @@ async def drive(
         print(f"  ({len(errors)} calls raised, first: {errors[0]!r})")
     return Result(
         ok,
+        sum(after[t]["calls"] - before[t]["calls"] for t in tokens),
         sum(after[t]["rejected"] - before[t]["rejected"] for t in tokens),
         max(after[t]["max_window_count"] for t in tokens),
     )
@@ -196,6 +214,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{n} keys: {rate:6.1f} calls/s = {rate / (n * LIMIT):.3f} x {n} x {LIMIT}/s "
             f"(goal >= 0.95); 429s: {r.rejected}; max in any 1 s for one key: {r.window}"
         )
+
+        for adaptive in (False, True):
+            r = asyncio.run(drive(server, [server.low], LIMIT, args.tasks, s, adaptive=adaptive))
+            rate = r.ok / s
+            print(
+                f"server {LOW_LIMIT}/s, client {LIMIT}/s, adaptive {'on ' if adaptive else 'off'}: "
+                f"{rate:5.2f} calls/s = {rate / LOW_LIMIT:.3f} x {LOW_LIMIT}/s; "
+                f"429s: {r.rejected} of {r.sent} requests = {r.rejected / max(r.sent, 1):.1%}"
+            )
     return 0
 
 
