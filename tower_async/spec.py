@@ -144,7 +144,7 @@ class SchemaCache:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:  # orjson.JSONDecodeError is a ValueError
-            log.warning("ignoring corrupt schema cache entry %s: %s", path, exc)
+            log.warning("ignoring schema cache entry %s: %s", path, exc)
             with contextlib.suppress(OSError):
                 path.unlink()
             return None
