@@ -364,6 +364,21 @@ def _describe(ctx: RetryContext) -> str:
 # -- the loop ---------------------------------------------------------------------------------
 
 
+_FEEDBACK: dict[type, bool] = {}
+
+
+def _feedback(limiter: Limiter | None) -> RateFeedback | None:
+    """The limiter as a RateFeedback, if it is one (memoised per type: the runtime
+    protocol check costs microseconds on every call)."""
+    if limiter is None:
+        return None
+    kind = type(limiter)
+    known = _FEEDBACK.get(kind)
+    if known is None:
+        known = _FEEDBACK[kind] = isinstance(limiter, RateFeedback)
+    return limiter if known else None  # type: ignore[return-value]
+
+
 async def send_with_retries(
     send: Callable[[], Awaitable[R]],
     *,
@@ -383,7 +398,7 @@ async def send_with_retries(
     a limiter that is also a :class:`~tower_async.ratelimit.RateFeedback` hears of every
     response: ``on_throttled(retry_after)`` for a 429, ``on_success()`` for any other status.
     """
-    feedback = limiter if isinstance(limiter, RateFeedback) else None
+    feedback = _feedback(limiter)
     spent = 0
     throttled = 0
     attempt = 0
@@ -400,12 +415,18 @@ async def send_with_retries(
             error = exc
 
         if response is not None:
-            if response.status == THROTTLED:
+            status = response.status
+            if status == THROTTLED:
                 throttled += 1
                 if feedback is not None:
                     feedback.on_throttled(policy.throttle.hint(response))
-            elif feedback is not None:
-                feedback.on_success()
+            else:
+                if feedback is not None:
+                    feedback.on_success()
+                if 200 <= status < 400:
+                    # the common case, decided without building a RetryContext
+                    policy.record_success(spent)
+                    return response
         ctx = RetryContext(operation_id, method, idempotent, attempt, response, error, throttled)
         decision = policy.decide(ctx)
         if not decision.retry:

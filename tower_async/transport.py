@@ -23,7 +23,7 @@ from .sansio import RawResponse, Request
 
 __all__ = ["DEFAULT_TIMEOUT", "AiohttpTransport", "StreamingBody", "make_timeout"]
 
-DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=120, connect=15, sock_connect=15, sock_read=60)
+DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=120, connect=15, sock_connect=15)
 DEFAULT_STREAM_TIMEOUT = aiohttp.ClientTimeout(
     total=None, connect=15, sock_connect=15, sock_read=120
 )
