@@ -28,19 +28,6 @@ async def _until(predicate: Callable[[], bool], limit: float = 5.0) -> None:
     raise AssertionError("condition not reached")
 
 
-def _launch_body(fake: FakePlatform, ws: int, run_name: str) -> dict[str, Any]:
-    ce = fake.state.primary_compute_env(ws)
-    assert ce is not None
-    return {
-        "launch": {
-            "pipeline": "https://github.com/nf-core/rnaseq",
-            "computeEnvId": ce.id,
-            "workDir": ce.work_dir,
-            "runName": run_name,
-        }
-    }
-
-
 def _errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.levelno >= logging.ERROR]
 
@@ -57,7 +44,7 @@ async def test_a_cancelled_launch_logs_no_error(
     async with aiohttp.ClientSession(headers=fake.headers()) as s:
 
         async def launch() -> None:
-            async with s.post(url, json=_launch_body(fake, ws, "gone")) as resp:
+            async with s.post(url, json=fake.launch_body(ws, "gone")) as resp:
                 await resp.read()
 
         task = asyncio.create_task(launch())

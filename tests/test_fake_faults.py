@@ -15,19 +15,6 @@ import pytest
 from tower_async.testing import FakePlatform, FaultInjector, FaultSpec
 
 
-def _launch_body(fake: FakePlatform, ws: int, run_name: str = "faulty") -> dict[str, Any]:
-    ce = fake.state.primary_compute_env(ws)
-    assert ce is not None
-    return {
-        "launch": {
-            "pipeline": "https://github.com/nf-core/rnaseq",
-            "computeEnvId": ce.id,
-            "workDir": ce.work_dir,
-            "runName": run_name,
-        }
-    }
-
-
 async def test_status_burst_then_recovery(fake_platform: FakePlatform) -> None:
     fake_platform.faults.burst("ListWorkflows", status=503, count=3)
     fake_platform.faults.burst("/orgs", status=502, count=1)
@@ -56,10 +43,10 @@ async def test_drop_before_processing_changes_nothing(fake_platform: FakePlatfor
     url = f"{fake_platform.url}/workflow/launch?workspaceId={ws}"
     async with aiohttp.ClientSession(headers=fake_platform.headers()) as s:
         with pytest.raises(aiohttp.ServerDisconnectedError):
-            async with s.post(url, json=_launch_body(fake_platform, ws)) as resp:
+            async with s.post(url, json=fake_platform.launch_body(ws)) as resp:
                 await resp.read()
         assert fake_platform.state.launches == []
-        async with s.post(url, json=_launch_body(fake_platform, ws)) as resp:
+        async with s.post(url, json=fake_platform.launch_body(ws)) as resp:
             assert resp.status == 200
     assert len(fake_platform.state.launches) == 1
 
@@ -70,7 +57,7 @@ async def test_drop_after_processing_keeps_the_state_change(fake_platform: FakeP
     url = f"{fake_platform.url}/workflow/launch?workspaceId={ws}"
     async with aiohttp.ClientSession(headers=fake_platform.headers()) as s:
         with pytest.raises(aiohttp.ServerDisconnectedError):
-            async with s.post(url, json=_launch_body(fake_platform, ws, "once")) as resp:
+            async with s.post(url, json=fake_platform.launch_body(ws, "once")) as resp:
                 await resp.read()
     records = fake_platform.state.launches_named("once")
     assert len(records) == 1
@@ -195,7 +182,7 @@ async def test_latency_before_holds_the_request_unread(
     async with aiohttp.ClientSession(headers=fake.headers()) as s:
         # a patient client: nothing happens during the delay, then the launch is processed
         async def patient() -> dict[str, Any]:
-            async with s.post(url, json=_launch_body(fake, ws, "patient")) as resp:
+            async with s.post(url, json=fake.launch_body(ws, "patient")) as resp:
                 assert resp.status == 200
                 return dict(await resp.json())
 
@@ -210,7 +197,7 @@ async def test_latency_before_holds_the_request_unread(
         with pytest.raises(asyncio.TimeoutError):
             async with s.post(
                 url,
-                json=_launch_body(fake, ws, "impatient"),
+                json=fake.launch_body(ws, "impatient"),
                 timeout=aiohttp.ClientTimeout(total=0.1),
             ) as resp:
                 await resp.read()
@@ -229,7 +216,7 @@ async def test_latency_after_processes_first_then_delays_the_answer(
     async with aiohttp.ClientSession(headers=fake.headers()) as s:
         # the launch is recorded while the answer is still on its way
         async def patient() -> dict[str, Any]:
-            async with s.post(url, json=_launch_body(fake, ws, "patient")) as resp:
+            async with s.post(url, json=fake.launch_body(ws, "patient")) as resp:
                 assert resp.status == 200
                 return dict(await resp.json())
 
@@ -244,7 +231,7 @@ async def test_latency_after_processes_first_then_delays_the_answer(
         with pytest.raises(asyncio.TimeoutError):
             async with s.post(
                 url,
-                json=_launch_body(fake, ws, "impatient"),
+                json=fake.launch_body(ws, "impatient"),
                 timeout=aiohttp.ClientTimeout(total=0.1),
             ) as resp:
                 await resp.read()

@@ -41,19 +41,6 @@ def session(fake: FakePlatform, cache_dir: Path, **kwargs: Any) -> Tower:
     return Tower(endpoint=fake.url, cache_dir=cache_dir, **kwargs)
 
 
-def launch_body(fake: FakePlatform, ws: int, run_name: str) -> dict[str, Any]:
-    ce = fake.state.primary_compute_env(ws)
-    assert ce is not None
-    return {
-        "launch": {
-            "pipeline": "https://github.com/nf-core/rnaseq",
-            "computeEnvId": ce.id,
-            "workDir": "s3://fake-bucket/work",
-            "runName": run_name,
-        }
-    }
-
-
 async def run_until(deadline: float, tasks: int, call: Any) -> tuple[int, list[BaseException]]:
     """``tasks`` workers calling ``call()`` in a loop until ``deadline``; the calls still
     queued at the deadline are cancelled.  Returns (successes, errors)."""
@@ -182,7 +169,7 @@ async def test_500_launches_under_faults_are_never_lost_or_duplicated(cache_dir:
             async with gate:
                 try:
                     return await tw.create_workflow_launch(
-                        workspace_id=ws, body=launch_body(fake, ws, f"run-{i:03d}")
+                        workspace_id=ws, body=fake.launch_body(ws, f"run-{i:03d}")
                     )
                 except Exception as exc:
                     return exc
@@ -257,7 +244,7 @@ async def test_per_call_timeout_against_a_latency_fault(
         fake.faults.add("CreateWorkflowLaunch", "latency", delay=0.6, count=1)
         with pytest.raises(TransportError) as info:
             await tw.create_workflow_launch(
-                workspace_id=ws, body=launch_body(fake, ws, "slow-one"), timeout=0.2
+                workspace_id=ws, body=fake.launch_body(ws, "slow-one"), timeout=0.2
             )
         assert info.value.may_have_been_processed
         assert len(events) == 1  # no retry of the POST

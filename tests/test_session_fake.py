@@ -35,25 +35,12 @@ async def tw(
         yield session
 
 
-def _launch_body(fake: FakePlatform, ws: int, **extra: Any) -> dict[str, Any]:
-    ce = fake.state.primary_compute_env(ws)
-    assert ce is not None
-    return {
-        "launch": {
-            "pipeline": "https://github.com/nf-core/rnaseq",
-            "computeEnvId": ce.id,
-            "workDir": "s3://bucket/work",
-            **extra,
-        }
-    }
-
-
 async def test_launch_describe_cancel_delete(tw: Tower, fake_platform: FakePlatform) -> None:
     ws = tw.workspace_id
     assert ws is not None
     info = await tw.info()
     assert info["serviceInfo"]["apiVersion"] == fake_platform.api_version
-    launched = await tw.create_workflow_launch(body=_launch_body(fake_platform, ws, runName="r1"))
+    launched = await tw.create_workflow_launch(body=fake_platform.launch_body(ws, "r1"))
     wid = launched["workflowId"]
     assert [r.workflow_id for r in fake_platform.state.launches] == [wid]
     described = await tw.describe_workflow(workflow_id=wid)
@@ -74,7 +61,7 @@ async def test_launch_describe_cancel_delete(tw: Tower, fake_platform: FakePlatf
 async def test_run_log_is_streamed(tw: Tower, fake_platform: FakePlatform) -> None:
     ws = tw.workspace_id
     assert ws is not None
-    wid = (await tw.create_workflow_launch(body=_launch_body(fake_platform, ws)))["workflowId"]
+    wid = (await tw.create_workflow_launch(body=fake_platform.launch_body(ws)))["workflowId"]
     fake_platform.advance(10_000)
     total = 0
     async with await tw.download_workflow_log(workflow_id=wid, file_name="nf.log") as log:
@@ -175,7 +162,7 @@ async def test_log_pages_validate_against_both_documents(
     # the iterator-as-array patch makes the real array of lines valid in strict mode
     ws = tw.workspace_id
     assert ws is not None
-    wid = (await tw.create_workflow_launch(body=_launch_body(fake_platform, ws)))["workflowId"]
+    wid = (await tw.create_workflow_launch(body=fake_platform.launch_body(ws)))["workflowId"]
     fake_platform.advance(10_000)
     page = await tw.get_workflow_log(workflow_id=wid, max_length=4096)
     entries = page["log"]["entries"]

@@ -161,6 +161,24 @@ class FakePlatform:
     def workspace_id(self, org: str, workspace: str) -> int:
         return self.state.workspace_by_name(org, workspace).id
 
+    def launch_body(
+        self, workspace_id: int, run_name: str | None = None, **extra: Any
+    ) -> dict[str, Any]:
+        """A valid ``CreateWorkflowLaunch`` body for ``workspace_id`` (its primary compute
+        environment, its work dir, nf-core/rnaseq), with ``extra`` launch fields on top."""
+        ce = self.state.primary_compute_env(workspace_id)
+        if ce is None:
+            raise ValueError(f"workspace {workspace_id} has no primary compute environment")
+        launch: dict[str, Any] = {
+            "pipeline": "https://github.com/nf-core/rnaseq",
+            "computeEnvId": ce.id,
+            "workDir": ce.work_dir,
+        }
+        if run_name is not None:
+            launch["runName"] = run_name
+        launch.update(extra)
+        return {"launch": launch}
+
     def headers(self, token: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {token or self.token}"}
 
