@@ -6,10 +6,10 @@ import asyncio
 import base64
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from aiohttp import BodyPartReader, web
@@ -135,6 +135,22 @@ def q_list(query: MultiMapping[str], name: str) -> set[str]:
     for raw in query.getall(name, []):
         out.update(p.strip() for p in raw.split(",") if p.strip())
     return out
+
+
+class _Named(Protocol):
+    @property
+    def workspace_id(self) -> int | None: ...
+    @property
+    def name(self) -> str: ...
+
+
+_N = TypeVar("_N", bound=_Named)
+
+
+def matching(ctx: Ctx, items: Iterable[_N]) -> list[_N]:
+    """The items of the request's workspace whose name contains ``search`` (any case)."""
+    search = (ctx.query.get("search") or "").lower()
+    return [x for x in items if x.workspace_id == ctx.workspace_id and search in x.name.lower()]
 
 
 def paging(ctx: Ctx, operation_id: str, default_max: int = 50) -> tuple[int, int]:
@@ -327,14 +343,8 @@ def _pipeline_dto(ctx: Ctx, p: Any) -> dict[str, Any]:
 
 async def h_list_pipelines(app: FakeApp, ctx: Ctx) -> Result:
     max_, offset = paging(ctx, "ListPipelines")
-    search = (ctx.query.get("search") or "").lower()
     found = sorted(
-        (
-            p
-            for p in ctx.state.pipelines.values()
-            if p.workspace_id == ctx.workspace_id and search in p.name.lower()
-        ),
-        key=lambda p: (p.name.lower(), p.id),
+        matching(ctx, ctx.state.pipelines.values()), key=lambda p: (p.name.lower(), p.id)
     )
     page = found[offset : offset + max_]
     return {"pipelines": [_pipeline_dto(ctx, p) for p in page], "totalSize": len(found)}
@@ -591,7 +601,6 @@ async def h_workflow_log(app: FakeApp, ctx: Ctx) -> Result:
 
 async def h_list_labels(app: FakeApp, ctx: Ctx) -> Result:
     max_, offset = paging(ctx, "ListLabels", default_max=100)
-    search = (ctx.query.get("search") or "").lower()
     kind = (ctx.query.get("type") or "all").lower()
     if kind not in ("all", "simple", "resource"):
         raise ApiFailure(400, f"Invalid label type '{kind}'")
@@ -599,10 +608,8 @@ async def h_list_labels(app: FakeApp, ctx: Ctx) -> Result:
     want_default = None if is_default is None else q_bool(ctx.query, "isDefault")
     found = [
         lab
-        for lab in ctx.state.labels.values()
-        if lab.workspace_id == ctx.workspace_id
-        and search in lab.name.lower()
-        and (kind == "all" or lab.resource == (kind == "resource"))
+        for lab in matching(ctx, ctx.state.labels.values())
+        if (kind == "all" or lab.resource == (kind == "resource"))
         and (want_default is None or lab.is_default == want_default)
     ]
     return {
@@ -649,12 +656,7 @@ async def h_create_label(app: FakeApp, ctx: Ctx) -> Result:
 
 async def h_list_datasets(app: FakeApp, ctx: Ctx) -> Result:
     max_, offset = paging(ctx, "ListDatasetsV2", default_max=100)
-    search = (ctx.query.get("search") or "").lower()
-    found = [
-        ds
-        for ds in ctx.state.datasets.values()
-        if ds.workspace_id == ctx.workspace_id and search in ds.name.lower()
-    ]
+    found = matching(ctx, ctx.state.datasets.values())
     return {
         "datasets": [ctx.state.dataset_dto(ds) for ds in found[offset : offset + max_]],
         "totalSize": len(found),
@@ -713,12 +715,7 @@ async def h_upload_dataset(app: FakeApp, ctx: Ctx) -> Result:
 
 async def h_list_data_links(app: FakeApp, ctx: Ctx) -> Result:
     max_, offset = paging(ctx, "ListDataLinks", default_max=100)
-    search = (ctx.query.get("search") or "").lower()
-    found = [
-        dl
-        for dl in ctx.state.data_links.values()
-        if dl.workspace_id == ctx.workspace_id and search in dl.name.lower()
-    ]
+    found = matching(ctx, ctx.state.data_links.values())
     return {
         "dataLinks": [dl.dto() for dl in found[offset : offset + max_]],
         "totalSize": len(found),
