@@ -171,6 +171,16 @@ async def _until(predicate: Callable[[], bool], limit: float = 5.0) -> None:
     raise AssertionError("condition not reached")
 
 
+async def _launch(
+    s: aiohttp.ClientSession, url: str, body: dict[str, Any], timeout: float | None = None
+) -> dict[str, Any]:
+    """POST a launch; a 200 answer's JSON (``timeout``: give up after that many seconds)."""
+    extra = {} if timeout is None else {"timeout": aiohttp.ClientTimeout(total=timeout)}
+    async with s.post(url, json=body, **extra) as resp:
+        assert resp.status == 200
+        return dict(await resp.json())
+
+
 async def test_latency_before_holds_the_request_unread(
     fake_platform: FakePlatform, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -181,12 +191,7 @@ async def test_latency_before_holds_the_request_unread(
     assert slow.when == "before"
     async with aiohttp.ClientSession(headers=fake.headers()) as s:
         # a patient client: nothing happens during the delay, then the launch is processed
-        async def patient() -> dict[str, Any]:
-            async with s.post(url, json=fake.launch_body(ws, "patient")) as resp:
-                assert resp.status == 200
-                return dict(await resp.json())
-
-        task = asyncio.create_task(patient())
+        task = asyncio.create_task(_launch(s, url, fake.launch_body(ws, "patient")))
         await _until(lambda: slow.fired == 1)
         assert fake.state.launches == [] and not task.done()
         answer = await task
@@ -195,12 +200,7 @@ async def test_latency_before_holds_the_request_unread(
 
         # a client that times out during the delay: its launch is never processed
         with pytest.raises(asyncio.TimeoutError):
-            async with s.post(
-                url,
-                json=fake.launch_body(ws, "impatient"),
-                timeout=aiohttp.ClientTimeout(total=0.1),
-            ) as resp:
-                await resp.read()
+            await _launch(s, url, fake.launch_body(ws, "impatient"), timeout=0.1)
         await _until(lambda: fake.disconnects == ["CreateWorkflowLaunch"])
     assert fake.state.launches_named("impatient") == []
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
@@ -215,12 +215,7 @@ async def test_latency_after_processes_first_then_delays_the_answer(
     slow = fake.faults.add("CreateWorkflowLaunch", "latency", delay=0.5, when="after", count=2)
     async with aiohttp.ClientSession(headers=fake.headers()) as s:
         # the launch is recorded while the answer is still on its way
-        async def patient() -> dict[str, Any]:
-            async with s.post(url, json=fake.launch_body(ws, "patient")) as resp:
-                assert resp.status == 200
-                return dict(await resp.json())
-
-        task = asyncio.create_task(patient())
+        task = asyncio.create_task(_launch(s, url, fake.launch_body(ws, "patient")))
         await _until(lambda: len(fake.state.launches_named("patient")) == 1)
         assert not task.done()
         answer = await task
@@ -229,12 +224,7 @@ async def test_latency_after_processes_first_then_delays_the_answer(
 
         # a client that times out: it gets no answer, yet its launch happened
         with pytest.raises(asyncio.TimeoutError):
-            async with s.post(
-                url,
-                json=fake.launch_body(ws, "impatient"),
-                timeout=aiohttp.ClientTimeout(total=0.1),
-            ) as resp:
-                await resp.read()
+            await _launch(s, url, fake.launch_body(ws, "impatient"), timeout=0.1)
         await _until(lambda: fake.disconnects == ["CreateWorkflowLaunch"])
     assert len(fake.state.launches_named("impatient")) == 1
     assert slow.fired == 2
