@@ -197,10 +197,6 @@ class Operation:
         """The parameter called ``name`` (spec name or snake_case), if any."""
         return self._by_name.get(name)
 
-    @property
-    def parameter_names(self) -> tuple[str, ...]:
-        return tuple(p.name for p in self.parameters)
-
     def response_for(self, status: int) -> ResponseSpec | None:
         """The documented response for an HTTP status (exact, then ``2XX``, then default)."""
         key = str(status)
@@ -481,11 +477,6 @@ class OperationMap(Mapping[str, Operation]):
     @property
     def python_names(self) -> tuple[str, ...]:
         return tuple(self._python)
-
-    def bind_all(self) -> None:
-        """Bind every operation now (used by tests and to surface document errors early)."""
-        for key in self._index:
-            self[key]
 
     def __repr__(self) -> str:
         return f"<OperationMap of {len(self)} operations>"
