@@ -39,7 +39,12 @@ def resolve_spec(spec: str | os.PathLike[str]) -> Path:
     else:
         path = Path(text)
     if not path.is_file():
-        raise FileNotFoundError(f"OpenAPI document not found: {path}")
+        raise FileNotFoundError(
+            f"OpenAPI document not found: {path} (a version such as '1.181.0' is looked up "
+            "as seqera-api-<version>.yaml in $TOWER_ASYNC_SPECS, else in ../shared/openapi "
+            "beside a source checkout; set TOWER_ASYNC_SPECS to the folder holding the "
+            "Platform's published documents, or pass a path)"
+        )
     return path
 
 
@@ -72,6 +77,7 @@ class FakePlatform:
         api_version: str = DEFAULT_API_VERSION,
         host: str = "127.0.0.1",
         port: int = 0,
+        shutdown_timeout: float = 0.5,
     ) -> None:
         self.state = state or FakeState(
             seed=seed,
@@ -100,6 +106,9 @@ class FakePlatform:
         self.token = self.state.add_token()
         self.host = host
         self.port = port
+        # how long stop() lets requests in flight finish before cancelling them (a latency
+        # fault of minutes must not hold a test's teardown)
+        self.shutdown_timeout = shutdown_timeout
         self._runner: web.AppRunner | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -116,7 +125,12 @@ class FakePlatform:
     async def start(self) -> FakePlatform:
         if self._runner is not None:
             return self
-        runner = web.AppRunner(self.fake.make_app(), access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            self.fake.make_app(),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=self.shutdown_timeout,
+        )
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
         await site.start()
@@ -203,28 +217,36 @@ def run_in_thread(**kwargs: Any) -> Iterator[FakePlatform]:
 
     For synchronous code (examples, benchmarks). Keyword arguments go to FakePlatform.
     Touch ``platform.state`` from the caller's thread only for reads, or while no request
-    is in flight.
+    is in flight.  Leaving the ``with`` block stops the server and joins the thread, however
+    short the block was.
     """
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     box: dict[str, Any] = {}
 
+    async def serve() -> None:
+        try:
+            platform = await FakePlatform(**kwargs).start()
+        except BaseException as exc:  # reported to the caller
+            box["error"] = exc
+            ready.set()
+            return
+        # created on the server's loop before the caller can ask it to stop: a stop that
+        # comes right after the start is a future resolved, never a loop.stop() lost
+        stopping: asyncio.Future[None] = loop.create_future()
+        box["platform"], box["stopping"] = platform, stopping
+        ready.set()
+        try:
+            await stopping
+        finally:
+            await platform.stop()
+
     def main() -> None:
         asyncio.set_event_loop(loop)
-
-        async def boot() -> None:
-            try:
-                box["platform"] = await FakePlatform(**kwargs).start()
-            except BaseException as exc:  # reported to the caller
-                box["error"] = exc
-            finally:
-                ready.set()
-
-        loop.run_until_complete(boot())
-        if "platform" in box:
-            loop.run_forever()
-            loop.run_until_complete(box["platform"].stop())
-        loop.close()
+        try:
+            loop.run_until_complete(serve())
+        finally:
+            loop.close()
 
     thread = threading.Thread(target=main, name="fake-platform", daemon=True)
     thread.start()
@@ -233,8 +255,9 @@ def run_in_thread(**kwargs: Any) -> Iterator[FakePlatform]:
         thread.join()
         raise box["error"]
     platform: FakePlatform = box["platform"]
+    stopping: asyncio.Future[None] = box["stopping"]
     try:
         yield platform
     finally:
-        loop.call_soon_threadsafe(loop.stop)
+        loop.call_soon_threadsafe(lambda: stopping.done() or stopping.set_result(None))
         thread.join(timeout=10)
