@@ -12,6 +12,7 @@ from tower_async import Tower
 from tower_async.operations import bind_operations
 from tower_async.pagination import (
     Paging,
+    PagingTable,
     detect_paging,
     paged_operations,
     paging_for,
@@ -214,7 +215,8 @@ def test_reasons_on_a_synthetic_document() -> None:
     )
     assert paging_for(ops["DescribeThing"], SYNTHETIC) is None
     assert isinstance(detect_paging(ops["DescribeThing"], SYNTHETIC), str)
-    assert paging_for(ops["ListMerged"], SYNTHETIC) is merged  # cached per operation
+    table = PagingTable(SYNTHETIC)
+    assert table.get(ops["ListMerged"]) is table.get(ops["ListMerged"]) == merged  # cached
 
 
 async def test_session_bound_to_1_181_offers_pages(tmp_path: Any) -> None:

@@ -1,8 +1,8 @@
 """Paged listings as async iterators: ``tw.list_workflows.items()`` and ``.pages()``.
 
 The Platform's OpenAPI document does not describe paging, so it is inferred per operation
-from its query parameters and its success-response schema (:func:`paging_for`, pure and
-cached per :class:`~tower_async.operations.Operation`):
+from its query parameters and its success-response schema (:mod:`tower_async.paging`, pure;
+the session's binding caches the verdicts per document):
 
 ``offset`` style
     query parameters ``max`` and ``offset``; the response is an object with exactly one
@@ -75,12 +75,19 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
-from .errors import TowerError
-from .operations import Operation, resolve_ref
+from .errors import RequestValidationError, TowerError
+from .operations import Operation
+from .paging import (
+    Paging,
+    PagingTable,
+    detect_paging,
+    paged_operations,
+    paging_for,
+    unpaged_list_operations,
+)
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -90,6 +97,7 @@ __all__ = [
     "PageIterator",
     "PaginationError",
     "Paging",
+    "PagingTable",
     "detect_paging",
     "iterate_items",
     "iterate_pages",
@@ -106,19 +114,6 @@ MAX_EMPTY_TOKEN_PAGES = 10
 #: how many previous page tokens are remembered to detect a token cycle
 RECENT_TOKENS = 16
 
-_OFFSET_PARAMS = ("offset",)
-_OFFSET_SIZE_PARAMS = ("max", "limit")
-_TOKEN_PARAMS = ("nextPageToken", "pageToken", "page_token")
-_TOKEN_SIZE_PARAMS = ("pageSize", "page_size", "max", "limit")
-_NEXT_TOKEN_KEYS = ("nextPageToken", "next_page_token")
-_TOTAL_KEYS = ("totalSize", "total")
-_HAS_MORE_KEYS = ("hasMore",)
-_INCLUDE_TOTAL_PARAMS = ("includeTotalSize",)
-_LIST_PREFIXES = ("List", "Explore", "Search")
-_PAGING_HINT_KEYS = frozenset({*_TOTAL_KEYS, *_HAS_MORE_KEYS, *_NEXT_TOKEN_KEYS})
-
-Style = Literal["offset", "token"]
-
 
 class PaginationError(TowerError):
     """A paged listing cannot go on: a page did not advance, or the operation is not paged."""
@@ -126,222 +121,6 @@ class PaginationError(TowerError):
     def __init__(self, operation_id: str, message: str) -> None:
         self.operation_id = operation_id
         super().__init__(f"{operation_id}: {message}")
-
-
-@dataclass(frozen=True, slots=True)
-class Paging:
-    """How one operation pages, as inferred from its parameters and response schema.
-
-    Parameter names are the document's (``max``, ``pageSize``); keys are response properties.
-    """
-
-    style: Style
-    items_key: str
-    size_param: str | None = None
-    offset_param: str | None = None
-    token_param: str | None = None
-    next_token_key: str | None = None
-    total_key: str | None = None
-    has_more_key: str | None = None
-    include_total_param: str | None = None
-
-
-# -- detection ------------------------------------------------------------------------------
-
-
-def _kind(document: Mapping[str, Any], schema: Any) -> tuple[str, Mapping[str, Any]]:
-    resolved = resolve_ref(document, schema)
-    if not isinstance(resolved, Mapping):
-        return "any", {}
-    kind = resolved.get("type")
-    if isinstance(kind, str):
-        return kind, resolved
-    for key in ("allOf", "oneOf", "anyOf"):
-        subs = resolved.get(key)
-        if isinstance(subs, list) and len(subs) == 1:
-            return _kind(document, subs[0])
-    if "properties" in resolved or "allOf" in resolved:
-        return "object", resolved
-    if "items" in resolved:
-        return "array", resolved
-    return "any", resolved
-
-
-def _properties(document: Mapping[str, Any], schema: Any, depth: int = 0) -> dict[str, Any]:
-    """The properties of an object schema, ``allOf`` parts merged."""
-    resolved = resolve_ref(document, schema)
-    out: dict[str, Any] = {}
-    if not isinstance(resolved, Mapping) or depth > 16:
-        return out
-    for part in resolved.get("allOf") or ():
-        out.update(_properties(document, part, depth + 1))
-    props = resolved.get("properties")
-    if isinstance(props, Mapping):
-        out.update(props)
-    return out
-
-
-def _response_schema(op: Operation) -> Any:
-    ok = op.responses.get("200") or op.success_response
-    if ok is None:
-        return None
-    for media, media_obj in ok.content.items():
-        base = media.split(";", 1)[0].strip().lower()
-        if base == "application/json" or base.endswith("+json") or base == "*/*":
-            return media_obj.get("schema")
-    return None
-
-
-def _query_params(op: Operation) -> dict[str, str]:
-    """Query parameter name -> JSON kind."""
-    return {p.name: p.kind for p in op.parameters if p.location == "query"}
-
-
-def _first(names: tuple[str, ...], present: Mapping[str, Any]) -> str | None:
-    for name in names:
-        if name in present:
-            return name
-    return None
-
-
-def _whole_list(op: Operation, document: Mapping[str, Any]) -> str:
-    """`` (returns the whole list in 'key', with totalSize)`` for the reasons' sake."""
-    schema = _response_schema(op)
-    if schema is None:
-        return ""
-    props = _properties(document, schema)
-    arrays = [name for name, sub in props.items() if _kind(document, sub)[0] == "array"]
-    if len(arrays) != 1:
-        return ""
-    total = next((k for k in _TOTAL_KEYS if k in props), None)
-    return f" (returns the whole list in '{arrays[0]}'" + (f", with {total})" if total else ")")
-
-
-def detect_paging(op: Operation, document: Mapping[str, Any]) -> Paging | str:
-    """The :class:`Paging` of ``op``, or why it is not paged (uncached; see :func:`paging_for`)."""
-    query = _query_params(op)
-    offset_param = _first(_OFFSET_PARAMS, query)
-    offset_size = _first(_OFFSET_SIZE_PARAMS, query)
-    token_param = _first(_TOKEN_PARAMS, query)
-    if token_param is None and (offset_param is None or offset_size is None):
-        if offset_param is not None:
-            return f"has '{offset_param}' but no max/limit parameter"
-        if offset_size is not None:
-            return f"has '{offset_size}' but no offset parameter"
-        return "no max/offset or page-token parameters" + _whole_list(op, document)
-
-    schema = _response_schema(op)
-    if schema is None:
-        return "no JSON success response"
-    kind, _ = _kind(document, schema)
-    if kind == "array":
-        return "the response is a bare JSON array (no place for a total or a token)"
-    props = _properties(document, schema)
-    if not props:
-        return "the response is not an object with properties"
-    arrays = [name for name, sub in props.items() if _kind(document, sub)[0] == "array"]
-    if not arrays:
-        return "response has no array property"
-    if len(arrays) > 1:
-        return f"response has {len(arrays)} array properties ({', '.join(sorted(arrays))})"
-    items_key = arrays[0]
-
-    def kind_of(name: str) -> str:
-        return _kind(document, props[name])[0]
-
-    total_key = next((k for k in _TOTAL_KEYS if k in props and kind_of(k) == "integer"), None)
-    has_more_key = next((k for k in _HAS_MORE_KEYS if k in props and kind_of(k) == "boolean"), None)
-    if token_param is not None:
-        next_key = next((k for k in _NEXT_TOKEN_KEYS if k in props), None)
-        if next_key is None:
-            if offset_param is not None and offset_size is not None:
-                token_param = None  # fall through to offset paging
-            else:
-                return f"takes '{token_param}' but the response has no next-page token"
-        else:
-            return Paging(
-                style="token",
-                items_key=items_key,
-                size_param=_first(_TOKEN_SIZE_PARAMS, query),
-                token_param=token_param,
-                next_token_key=next_key,
-                total_key=total_key,
-                has_more_key=has_more_key,
-            )
-    include_total = next((p for p in _INCLUDE_TOTAL_PARAMS if query.get(p) == "boolean"), None)
-    return Paging(
-        style="offset",
-        items_key=items_key,
-        size_param=offset_size,
-        offset_param=offset_param,
-        total_key=total_key,
-        has_more_key=has_more_key,
-        include_total_param=include_total,
-    )
-
-
-_CACHE: dict[Operation, Paging | str] = {}
-_CACHE_LIMIT = 8192
-
-
-def _cached(op: Operation, document: Mapping[str, Any]) -> Paging | str:
-    found = _CACHE.get(op)
-    if found is None:
-        found = detect_paging(op, document)
-        if len(_CACHE) >= _CACHE_LIMIT:
-            _CACHE.clear()
-        _CACHE[op] = found
-    return found
-
-
-def paging_for(op: Operation, document: Mapping[str, Any]) -> Paging | None:
-    """How ``op`` pages, or ``None``; cached per operation (operations are immutable)."""
-    found = _cached(op, document)
-    return found if isinstance(found, Paging) else None
-
-
-def _list_like(op: Operation, document: Mapping[str, Any]) -> bool:
-    if op.method != "GET":
-        return False
-    oid = op.operation_id
-    if oid.startswith(_LIST_PREFIXES) or oid.endswith("List"):
-        return True
-    query = _query_params(op)
-    if any(p in query for p in (*_OFFSET_PARAMS, *_OFFSET_SIZE_PARAMS, *_TOKEN_PARAMS)):
-        return True
-    schema = _response_schema(op)
-    return schema is not None and bool(_PAGING_HINT_KEYS & _properties(document, schema).keys())
-
-
-def paged_operations(
-    operations: Mapping[str, Operation], document: Mapping[str, Any]
-) -> dict[str, Paging]:
-    """operationId -> :class:`Paging` for every paged operation of a document."""
-    out: dict[str, Paging] = {}
-    for oid in operations:
-        found = paging_for(operations[oid], document)
-        if found is not None:
-            out[oid] = found
-    return out
-
-
-def unpaged_list_operations(
-    operations: Mapping[str, Operation], document: Mapping[str, Any]
-) -> dict[str, str]:
-    """operationId -> reason, for list-like GET operations that are not paged.
-
-    List-like: the id starts with List/Explore/Search or ends with List, or the operation
-    takes a paging parameter, or its response carries a total, ``hasMore`` or a page token.
-    """
-    out: dict[str, str] = {}
-    for oid in operations:
-        op = operations[oid]
-        if not _list_like(op, document):
-            continue
-        found = _cached(op, document)
-        if isinstance(found, str):
-            out[oid] = found
-    return out
 
 
 # -- iteration ------------------------------------------------------------------------------
@@ -362,10 +141,148 @@ def _pop_param(op: Operation, arguments: dict[str, Any], name: str | None) -> An
     return value
 
 
-def _positive_int(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, not {value!r}")
+def _non_negative_int(value: Any, what: str, op: Operation | None = None, low: int = 0) -> int:
+    """``value`` as an int >= ``low``; ASCII digit strings are accepted (query values)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        kind = "positive" if low else "non-negative"
+        message = f"must be a {kind} integer, not {value!r}"
+        if op is None:
+            raise ValueError(f"{what} {message}")
+        raise RequestValidationError(op.operation_id, [(what, message)])
     return value
+
+
+def _positive_int(value: Any, what: str, op: Operation | None = None) -> int:
+    return _non_negative_int(value, what, op, low=1)
+
+
+class _PageFacts:
+    """What one page says about iteration, read defensively."""
+
+    __slots__ = ("has_more", "items", "page", "total")
+
+    def __init__(self, paging: Paging, page: Mapping[str, Any], items: list[Any]) -> None:
+        self.page = page
+        self.items = items
+        total = page.get(paging.total_key) if paging.total_key is not None else None
+        self.total = total if isinstance(total, int) and not isinstance(total, bool) else None
+        more = page.get(paging.has_more_key) if paging.has_more_key is not None else None
+        self.has_more = more if isinstance(more, bool) else None
+
+
+class _OffsetCursor:
+    """``max``/``offset`` paging: where the next page starts."""
+
+    def __init__(self, paging: Paging, operation: Operation, args: dict[str, Any]) -> None:
+        assert paging.offset_param is not None
+        self.param = paging.offset_param
+        start = _pop_param(operation, args, paging.offset_param)
+        self.offset = _non_negative_int(start, self.param) if start is not None else 0
+        self.trust_total = True
+        if paging.include_total_param is not None:
+            include = _pop_param(operation, args, paging.include_total_param)
+            self.trust_total = bool(include)
+            if include is not None:
+                args[paging.include_total_param] = include
+        self._prev_items: list[Any] | None = None
+
+    def where(self) -> str:
+        return f"offset={self.offset}"
+
+    def place(self, kwargs: dict[str, Any]) -> None:
+        kwargs[self.param] = self.offset
+
+    def forget(self) -> None:
+        self._prev_items = None
+
+    def advance(self, facts: _PageFacts, want: int) -> tuple[bool, str | None]:
+        """(done, problem) after a page; ``problem`` names a page that does not advance."""
+        items, n = facts.items, len(facts.items)
+        if n == 0 and facts.has_more:
+            return True, (
+                f"empty page at offset {self.offset} while hasMore is true "
+                "(the listing does not advance)"
+            )
+        if n and self._prev_items is not None and items == self._prev_items:
+            return True, (
+                f"the page at offset {self.offset} repeats the previous page "
+                "(the server ignores the offset?)"
+            )
+        self._prev_items = items
+        self.offset += n
+        if n == 0:
+            return True, None
+        if facts.has_more is not None:
+            return not facts.has_more, None
+        if facts.total is not None and self.trust_total:
+            return self.offset >= facts.total, None
+        return n < want, None
+
+
+class _TokenCursor:
+    """Page-token paging: the token of the next page, and the recent ones (cycles)."""
+
+    trust_total = True
+
+    def __init__(self, paging: Paging, operation: Operation, args: dict[str, Any]) -> None:
+        assert paging.token_param is not None and paging.next_token_key is not None
+        self.param = paging.token_param
+        self.next_key = paging.next_token_key
+        self.token: Any = _pop_param(operation, args, paging.token_param) or None
+        self._recent: deque[Any] = deque(maxlen=RECENT_TOKENS)
+        self._empty_run = 0
+
+    def where(self) -> str:
+        return "token"
+
+    def place(self, kwargs: dict[str, Any]) -> None:
+        if self.token is not None:
+            kwargs[self.param] = self.token
+
+    def forget(self) -> None:
+        self._recent.clear()
+
+    def advance(self, facts: _PageFacts, want: int) -> tuple[bool, str | None]:
+        """(done, problem) after a page; ``problem`` names a page that does not advance."""
+        nxt = facts.page.get(self.next_key)
+        if nxt == "":
+            nxt = None
+        if nxt is not None and (nxt == self.token or nxt in self._recent):
+            return True, f"page token {nxt!r} was already used (the listing does not advance)"
+        if not facts.items and nxt is not None:
+            self._empty_run += 1
+            if self._empty_run > MAX_EMPTY_TOKEN_PAGES:
+                return True, f"{self._empty_run} empty pages in a row, each with a new page token"
+        else:
+            self._empty_run = 0
+        if self.token is not None:
+            self._recent.append(self.token)
+        self.token = nxt
+        return nxt is None or facts.has_more is False, None
+
+
+def _cursor(
+    paging: Paging, operation: Operation, args: dict[str, Any]
+) -> _OffsetCursor | _TokenCursor:
+    if paging.style == "offset":
+        return _OffsetCursor(paging, operation, args)
+    return _TokenCursor(paging, operation, args)
+
+
+def _page_size(
+    paging: Paging, operation: Operation, args: dict[str, Any], page_size: int | None
+) -> int:
+    given = _pop_param(operation, args, paging.size_param)
+    if page_size is None:
+        page_size = given if given is not None else DEFAULT_PAGE_SIZE
+    elif given is not None and given != page_size:
+        raise RequestValidationError(
+            operation.operation_id,
+            [("page_size", f"page_size={page_size!r} and {paging.size_param}={given!r} disagree")],
+        )
+    return _positive_int(page_size, "page_size", operation)
 
 
 class _Pager:
@@ -386,33 +303,12 @@ class _Pager:
         self.operation = operation
         self.paging = paging
         args = dict(arguments or {})
-        given_size = _pop_param(operation, args, paging.size_param)
-        if page_size is None:
-            page_size = given_size if given_size is not None else DEFAULT_PAGE_SIZE
-        elif given_size is not None and given_size != page_size:
-            raise ValueError(
-                f"page_size={page_size!r} and {paging.size_param}={given_size!r} disagree"
-            )
-        self.page_size = _positive_int(page_size, "page_size")
-        if max_items is not None and (
-            isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 0
-        ):
-            raise ValueError(f"max_items must be a non-negative integer, not {max_items!r}")
+        self.page_size = _page_size(paging, operation, args, page_size)
+        if max_items is not None:
+            max_items = _non_negative_int(max_items, "max_items", operation)
         self.max_items = max_items
         self.prefetch = bool(prefetch)
-        self._offset = 0
-        self._token: Any = None
-        self._trust_total = True
-        if paging.style == "offset":
-            start = _pop_param(operation, args, paging.offset_param)
-            self._offset = int(start) if start is not None else 0
-            if paging.include_total_param is not None:
-                include = _pop_param(operation, args, paging.include_total_param)
-                self._trust_total = bool(include)
-                if include is not None:
-                    args[paging.include_total_param] = include
-        else:
-            self._token = _pop_param(operation, args, paging.token_param) or None
+        self._cursor = _cursor(paging, operation, args)
         self._arguments = args
         #: the total from the latest page (``totalSize``/``total``), when the server gives one
         self.total: int | None = None
@@ -425,9 +321,6 @@ class _Pager:
         self._closed = False
         self._pending: asyncio.Future[Any] | None = None
         self._pending_want = 0
-        self._prev_items: list[Any] | None = None
-        self._recent: deque[Any] = deque(maxlen=RECENT_TOKENS)
-        self._empty_run = 0
 
     # -- public state ------------------------------------------------------------------
 
@@ -439,17 +332,18 @@ class _Pager:
     @property
     def offset(self) -> int:
         """Offset style: where the next page starts."""
-        return self._offset
+        cursor = self._cursor
+        return cursor.offset if isinstance(cursor, _OffsetCursor) else 0
 
     @property
     def next_token(self) -> Any:
         """Token style: the token of the next page (``None`` at the start and at the end)."""
-        return self._token
+        cursor = self._cursor
+        return cursor.token if isinstance(cursor, _TokenCursor) else None
 
     def __repr__(self) -> str:
-        where = f"offset={self._offset}" if self.paging.style == "offset" else "token"
         return (
-            f"<{type(self).__name__} {self.operation.operation_id} {where} "
+            f"<{type(self).__name__} {self.operation.operation_id} {self._cursor.where()} "
             f"pages={self.pages_fetched} items={self.items_seen} total={self.total} "
             f"{'done' if self._done else 'open'}>"
         )
@@ -460,7 +354,7 @@ class _Pager:
         """Stop: cancel and await a prefetch in flight.  Safe to call twice."""
         self._done = True
         self._closed = True
-        self._prev_items = None
+        self._cursor.forget()
         pending, self._pending = self._pending, None
         if pending is not None:
             pending.cancel()
@@ -482,24 +376,8 @@ class _Pager:
 
     def __del__(self) -> None:
         pending = self.__dict__.get("_pending")
-        if pending is None:
-            return
-        try:
-            if pending.done():
-                if not pending.cancelled():
-                    pending.exception()
-                return
-            loop = pending.get_loop()
-            try:
-                running = asyncio.get_running_loop()
-            except RuntimeError:
-                running = None
-            if running is loop:
-                pending.cancel()
-            elif not loop.is_closed():
-                loop.call_soon_threadsafe(pending.cancel)
-        except Exception:  # never raise from a finaliser (loop closed, shutdown)
-            pass
+        if pending is not None:
+            _cancel_from_finaliser(pending)
 
     # -- the state machine -------------------------------------------------------------
 
@@ -509,16 +387,10 @@ class _Pager:
         return min(self.page_size, self.max_items - self.items_seen)
 
     def _request(self, want: int) -> dict[str, Any]:
-        p = self.paging
         kwargs = dict(self._arguments)
-        if p.size_param is not None:
-            kwargs[p.size_param] = want
-        if p.style == "offset":
-            assert p.offset_param is not None
-            kwargs[p.offset_param] = self._offset
-        elif self._token is not None:
-            assert p.token_param is not None
-            kwargs[p.token_param] = self._token
+        if self.paging.size_param is not None:
+            kwargs[self.paging.size_param] = want
+        self._cursor.place(kwargs)
         return kwargs
 
     def _fail(self, message: str) -> PaginationError:
@@ -535,20 +407,21 @@ class _Pager:
             raise self._fail(f"'{self.paging.items_key}' is a {type(items).__name__}, not an array")
         return items
 
+    async def _fetch(self) -> tuple[Any, int]:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            return await pending, self._pending_want
+        want = self._want()
+        if want <= 0:
+            self._done = True
+            raise StopAsyncIteration
+        return await self._call(**self._request(want)), want
+
     async def _next_page(self) -> tuple[Any, list[Any]]:
         """Fetch, check and account for the next page: (page to hand over, its items)."""
         if self._done:
             raise StopAsyncIteration
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            want = self._pending_want
-            page = await pending
-        else:
-            want = self._want()
-            if want <= 0:
-                self._done = True
-                raise StopAsyncIteration
-            page = await self._call(**self._request(want))
+        page, want = await self._fetch()
         if self._closed:  # closed by another task while we waited
             raise StopAsyncIteration
         items = self._consume(page, want)
@@ -569,70 +442,43 @@ class _Pager:
         return out, items
 
     def _consume(self, page: Any, want: int) -> list[Any]:
-        items = self._items_of(page)
+        facts = _PageFacts(self.paging, page, self._items_of(page))
         self.pages_fetched += 1
         self.last_page = page
-        p = self.paging
-        n = len(items)
-        total = page.get(p.total_key) if p.total_key is not None else None
-        if isinstance(total, bool) or not isinstance(total, int) or not self._trust_total:
-            total = None
-        self.total = total
-        has_more = page.get(p.has_more_key) if p.has_more_key is not None else None
-        if not isinstance(has_more, bool):
-            has_more = None
-        oid = self.operation.operation_id
-        if p.style == "offset":
-            if n == 0 and has_more:
-                raise self._fail(
-                    f"empty page at offset {self._offset} while hasMore is true "
-                    "(the listing does not advance)"
-                )
-            if n and self._prev_items is not None and items == self._prev_items:
-                raise self._fail(
-                    f"the page at offset {self._offset} repeats the previous page "
-                    "(the server ignores the offset?)"
-                )
-            self._prev_items = items
-            self._offset += n
-            if n == 0:
-                done = True
-            elif has_more is not None:
-                done = not has_more
-            elif total is not None:
-                done = self._offset >= total
-            else:
-                done = n < want
-            log.debug(
-                "%s: page %d, %d items, offset now %d", oid, self.pages_fetched, n, self._offset
-            )
-        else:
-            assert p.next_token_key is not None
-            nxt = page.get(p.next_token_key)
-            if nxt == "":
-                nxt = None
-            if nxt is not None and (nxt == self._token or nxt in self._recent):
-                raise self._fail(
-                    f"page token {nxt!r} was already used (the listing does not advance)"
-                )
-            if n == 0 and nxt is not None:
-                self._empty_run += 1
-                if self._empty_run > MAX_EMPTY_TOKEN_PAGES:
-                    raise self._fail(
-                        f"{self._empty_run} empty pages in a row, each with a new page token"
-                    )
-            else:
-                self._empty_run = 0
-            if self._token is not None:
-                self._recent.append(self._token)
-            self._token = nxt
-            done = nxt is None or has_more is False
-            log.debug(
-                "%s: page %d, %d items, next token %s", oid, self.pages_fetched, n, nxt is not None
-            )
+        self.total = facts.total if self._cursor.trust_total else None
+        done, problem = self._cursor.advance(facts, want)
+        if problem is not None:
+            raise self._fail(problem)
+        log.debug(
+            "%s: page %d, %d items, %s",
+            self.operation.operation_id,
+            self.pages_fetched,
+            len(facts.items),
+            self._cursor.where(),
+        )
         if done:
             self._done = True
-        return items
+        return facts.items
+
+
+def _cancel_from_finaliser(pending: asyncio.Future[Any]) -> None:
+    """Cancel a prefetch left behind by an iterator dropped without ``aclose()``."""
+    try:
+        if pending.done():
+            if not pending.cancelled():
+                pending.exception()
+            return
+        loop = pending.get_loop()
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            pending.cancel()
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(pending.cancel)
+    except Exception:  # never raise from a finaliser (loop closed, shutdown)
+        pass
 
 
 class PageIterator(_Pager):
@@ -687,8 +533,7 @@ def _bind(
     bound: Any, arguments: Mapping[str, Any]
 ) -> tuple[Call, Operation, Paging, dict[str, Any]]:
     op: Operation = bound.operation
-    document = bound.document
-    found = _cached(op, document)
+    found = bound.paging_verdict
     if isinstance(found, str):
         raise PaginationError(op.operation_id, f"not a paged operation: {found}")
     return bound, op, found, dict(arguments)

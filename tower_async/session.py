@@ -45,7 +45,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterable, AsyncIterator, Iterable
 
     from .orchestration import LaunchOutcome, LaunchSpec, ResolvedPipeline, RunResult
-    from .pagination import ItemIterator, PageIterator, Paging
+    from .pagination import ItemIterator, PageIterator
+    from .paging import Paging, PagingTable
     from .retries import Clock
     from .validation import Validator
 
@@ -68,6 +69,7 @@ class _Bound:
     api_version: str
     operations: OperationMap
     validator: Validator
+    paging: PagingTable
 
 
 _DOCUMENTS: dict[str, _Bound] = {}
@@ -77,9 +79,15 @@ def _bound_for(spec: SpecDocument) -> _Bound:
     key = f"{spec.origin}|{spec.sha256}"
     bound = _DOCUMENTS.get(key)
     if bound is None:
+        from .paging import PagingTable
         from .validation import Validator  # compiles nothing until first use
 
-        bound = _Bound(spec.api_version, bind_operations(spec.document), Validator(spec.document))
+        bound = _Bound(
+            spec.api_version,
+            bind_operations(spec.document),
+            Validator(spec.document),
+            PagingTable(spec.document),
+        )
         _DOCUMENTS[key] = bound
     return bound
 
@@ -147,9 +155,12 @@ class BoundOperation:
     @property
     def paging(self) -> Paging | None:
         """How this operation pages (offset or token), or None when it does not."""
-        from .pagination import paging_for
+        return self._tower._require().paging.get(self.operation)
 
-        return paging_for(self.operation, self.document)
+    @property
+    def paging_verdict(self) -> Paging | str:
+        """How this operation pages, or why it is not paged."""
+        return self._tower._require().paging.verdict(self.operation)
 
     def pages(self, **arguments: Any) -> PageIterator:
         """Async iterator over the pages of a paged operation.

@@ -105,13 +105,7 @@ async def iter_offset_items(
     paging the document does not reveal: plain ``max``/``offset`` stepping).
     """
     bound = tw.operation(operation_id)
-    try:
-        from ..pagination import paging_for
-
-        paged = paging_for(bound.operation, tw.spec.document) is not None
-    except ImportError:  # pragma: no cover - pagination is part of the package
-        paged = False
-    if paged:
+    if bound.paging is not None:
         async for item in bound.items(page_size=page_size, **arguments):
             yield item
         return

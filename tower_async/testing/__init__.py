@@ -46,7 +46,25 @@ _WHERE = {
     "RunDurations": "state",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "FAKE_TITLE",
+    "Clock",
+    "FakePlatform",
+    "FakeState",
+    "FaultInjector",
+    "FaultSpec",
+    "LaunchRecord",
+    "ManualClock",
+    "MonotonicClock",
+    "RateStats",
+    "RealClock",
+    "RunDurations",
+    "SlidingWindow",
+    "build_document",
+    "resolve_spec",
+    "run_in_thread",
+    "specs_dir",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -45,9 +45,11 @@ def fake_platform_thread() -> Iterator[FakePlatform]:
 try:
     import pytest_asyncio
 except ImportError:  # tower-async installed without its test extra
-    pytest_asyncio = None
+    HAVE_PYTEST_ASYNCIO = False
+else:
+    HAVE_PYTEST_ASYNCIO = True
 
-if pytest_asyncio is not None:
+if HAVE_PYTEST_ASYNCIO:
 
     @pytest_asyncio.fixture
     async def fake_platform() -> AsyncIterator[FakePlatform]:

@@ -259,5 +259,10 @@ def run_in_thread(**kwargs: Any) -> Iterator[FakePlatform]:
     try:
         yield platform
     finally:
-        loop.call_soon_threadsafe(lambda: stopping.done() or stopping.set_result(None))
+
+        def stop() -> None:
+            if not stopping.done():
+                stopping.set_result(None)
+
+        loop.call_soon_threadsafe(stop)
         thread.join(timeout=10)
