@@ -15,7 +15,7 @@ PYTHON = None  # the interpreter nox runs on
 def tests(session: nox.Session) -> None:
     """The test suite (real loopback HTTP against the embedded fake Platform)."""
     session.install("-e", ".[test]")
-    session.run("pytest", "-q", *session.posargs)
+    session.run("pytest", "-q", "-rs", *session.posargs)
 
 
 @nox.session(python=PYTHON)
