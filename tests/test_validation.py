@@ -314,10 +314,16 @@ def test_bad_request_body_raises_in_strict_and_warn(
     assert paths == {"body.launch.pipeline", "body.launch.labelIds[0]", "body.launch.syntaxParser"}
 
 
-def test_request_leniency_does_not_apply(validator: Validator, ops: Any) -> None:
-    # null for a non-nullable property is tolerated in responses, never in requests
-    with pytest.raises(RequestValidationError, match=r"body\.launch\.pipeline"):
-        validator.validate_request_body(ops["CreateWorkflowLaunch"], launch(pipeline=None), "warn")
+def test_request_null_for_a_required_property_is_refused_in_warn(
+    validator: Validator, ops: Any
+) -> None:
+    # null for an *optional* property is sent in warn mode (tests/test_request_leniency.py);
+    # for a required one it is refused in both modes
+    config = {"discriminator": "aws-batch", "region": "eu-west-1"}
+    body = {"computeEnv": {"name": None, "platform": "aws-batch", "config": config}}
+    for mode in ("warn", "strict"):
+        with pytest.raises(RequestValidationError, match=r"body\.computeEnv\.name: null"):
+            validator.validate_request_body(ops["CreateComputeEnv"], body, mode)
 
 
 def test_read_only_property_in_a_request_is_rejected(validator: Validator, ops: Any) -> None:
