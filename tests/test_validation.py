@@ -12,24 +12,20 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-import yaml
 
 from tower_async.errors import RequestValidationError, ResponseValidationError
 from tower_async.operations import bind_operations
-from tower_async.patches import apply_patches
 from tower_async.validation import TOLERATED, TowerValidationWarning, Validator
 
-from .conftest import REPO, spec_path
+from .conftest import REPO
+from .documents import patched_document
 
 LOGGER = "tower_async.validation"
 
 
 @pytest.fixture(scope="module")
 def document() -> dict[str, Any]:
-    with spec_path("1.181.0").open("rb") as f:
-        doc: dict[str, Any] = yaml.load(f, Loader=yaml.CSafeLoader)
-    apply_patches(doc)
-    return doc
+    return patched_document("1.181.0")
 
 
 @pytest.fixture(scope="module")

@@ -33,13 +33,11 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
-import yaml
 
 from tower_async.operations import Operation, bind_operations, resolve_ref
-from tower_async.patches import apply_patches
 from tower_async.validation import Validator, _classify, _Compiled
 
-from .conftest import spec_path
+from .documents import patched_document
 
 HOST = "https://api.example.org"
 DATE_TIME = "2024-05-01T12:34:56Z"
@@ -48,10 +46,7 @@ SEED = 20240501
 
 @pytest.fixture(scope="module")
 def document() -> dict[str, Any]:
-    with spec_path("1.181.0").open("rb") as f:
-        doc: dict[str, Any] = yaml.load(f, Loader=yaml.CSafeLoader)
-    apply_patches(doc)
-    return doc
+    return patched_document("1.181.0")
 
 
 @pytest.fixture(scope="module")

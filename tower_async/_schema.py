@@ -384,13 +384,11 @@ class SchemaConverter:
         if kept and variant != "lenient":
             out["required"] = kept
         if isinstance(props, Mapping):
-            siblings = (
-                self._siblings(props, at) if variant in ("lenient", "request-lenient") else {}
-            )
+            siblings = self._siblings(props, at)
             converted_props: dict[str, JsonSchema] = {}
             for name, sub in props.items():
                 name = str(name)
-                if name in siblings:
+                if name in siblings and variant in ("lenient", "request-lenient"):
                     converted = {"$ref": def_ref(_UNTYPED + siblings[name][2])}
                     refs.add(_UNTYPED + siblings[name][2])
                 else:
@@ -527,7 +525,11 @@ class SchemaConverter:
 
     @staticmethod
     def _by_sibling(prop: str, sibling: _Sibling, variant: Variant) -> dict[str, Any]:
-        """``prop`` without its discriminator: the sibling type field picks the member."""
+        """``prop`` without its discriminator: the sibling type field picks the member.
+
+        In the strict variants ``prop`` still requires its discriminator, so this cannot
+        change their verdict; it makes the errors name the real problems in the member.
+        """
         field, disc, key, targets = sibling
         mark = {
             "sibling": field,
@@ -537,7 +539,7 @@ class SchemaConverter:
             "values": _documented(targets),
         }
         then: dict[str, Any] = {"allOf": _chain(field, targets, prop), MARK: mark}
-        if variant == "request-lenient":
+        if variant != "lenient":  # (strict: only reached when the discriminator is missing)
             then["required"] = [field]
             then["properties"] = {field: {"enum": list(targets), MARK: mark}}
         lacks = {"type": "object", "not": {"required": [disc]}}

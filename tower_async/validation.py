@@ -324,7 +324,8 @@ def _describe(error: Any, root: Mapping[str, Any] | None, direction: str) -> tup
             if name == "required":
                 return "missing-type-field", f"{field!r} is missing: {rule} (one of {values})"
             return "unknown-type", (
-                f"expected one of the {family} types ({values}), got {error.instance!r}: {rule}"
+                f"expected one of the {family} types ({values}), "
+                f"got {_shown(error.instance)}: {rule}"
             )
         disc = mark["discriminator"]
         if name == "required" and kind.property == disc:
@@ -334,7 +335,8 @@ def _describe(error: Any, root: Mapping[str, Any] | None, direction: str) -> tup
         if name == "enum":
             return (
                 name,
-                f"unknown {disc} {error.instance!r}: expected one of the {family} types ({values})",
+                f"unknown {disc} {_shown(error.instance)}: "
+                f"expected one of the {family} types ({values})",
             )
     if name == "type" and error.instance is None and prop is not None:
         text = f"null for {prop!r}, which the document does not mark nullable"
@@ -458,11 +460,7 @@ class Validator:
         if mode == "warn" and sendable:
             self._report_request(op, compiled.problems(body, strict=True))
             return
-        problems = [] if sendable else compiled.problems(body, strict=False)
-        if mode == "strict":  # the document's verdict, plus the real problems behind it
-            seen = {tuple(p.path) for p in problems}
-            strict = compiled.problems(body, strict=True)
-            problems = [p for p in strict if tuple(p.path) not in seen] + problems
+        problems = compiled.problems(body, strict=mode == "strict")
         raise RequestValidationError(
             op.operation_id, [(format_path(p.path, "body"), p.message) for p in problems]
         )
@@ -496,6 +494,11 @@ class Validator:
                 )
                 logger.warning("%s", text)
                 warnings.warn(text, TowerValidationWarning, stacklevel=4)
+
+    def forget_reports(self) -> None:
+        """Report every deviation again, as if none had been seen (tests, a new deploy)."""
+        with self._lock:
+            self._reported.clear()
 
     def _first_report(self, op: Operation, problem: _Problem) -> bool:
         key = (op.operation_id, _folded(problem.path), problem.kind)
