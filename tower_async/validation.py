@@ -182,7 +182,11 @@ class _Compiled:
         root = root if strict else self.lenient_root
         found = [p for e in validator.iter_errors(data) for p in _classify(e, root, self.direction)]
         typed = {tuple(p.path) for p in found if p.kind == "unknown-type"}
-        return [p for p in found if not (p.kind == "enum" and tuple(p.path) in typed)]
+        unique: dict[tuple[Any, ...], _Problem] = {}
+        for p in found:
+            if not (p.kind == "enum" and tuple(p.path) in typed):
+                unique.setdefault((*p.path, p.message), p)
+        return list(unique.values())
 
 
 # Sentinels in the response cache.
@@ -338,7 +342,7 @@ def _describe(error: Any, root: Mapping[str, Any] | None, direction: str) -> tup
                 f"unknown {disc} {_shown(error.instance)}: "
                 f"expected one of the {family} types ({values})",
             )
-    if name == "type" and error.instance is None and prop is not None:
+    if error.instance is None and prop is not None and name in ("type", "enum", "const"):
         text = f"null for {prop!r}, which the document does not mark nullable"
         return "null-property", text
     if name == "enum":
