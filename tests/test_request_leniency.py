@@ -525,3 +525,27 @@ def test_tolerated_request_kinds_are_documented() -> None:
         "read-only-property",
         "null-property",
     }
+
+
+def test_without_discriminator_or_type_field_the_closest_member_is_named() -> None:
+    schemas = _pets_document()["components"]["schemas"]
+    schemas["Cat"]["properties"]["claws"] = {"type": "integer"}
+    pet = {"$ref": "#/components/schemas/Pet"}
+    ok = {"200": {"description": "ok", "content": {"application/json": {"schema": pet}}}}
+    doc = one_operation("CreatePet", pet, ok, schemas)
+    op = bind_operations(doc)["CreatePet"]
+    validator = Validator(doc)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a member fits: a tolerated missing discriminator
+        validator.validate_response(op, 200, "application/json", {"lives": 9}, "warn")
+    bad = {"bark": "yes", "lives": "nine", "claws": "sharp"}  # fits neither; Dog is closer
+    with pytest.warns(TowerValidationWarning) as caught:
+        validator.validate_response(op, 200, "application/json", bad, "warn")
+    [text] = [str(w.message) for w in caught]
+    assert '$.bark: "yes" is not of type "boolean" (in Dog, the closest)' in text
+    # requests: refused (nothing tells the type), with the real problem in the closest member
+    with pytest.raises(RequestValidationError) as info:
+        validator.validate_request_body(op, bad, "warn")
+    problems = dict(info.value.problems)
+    assert problems["body"].startswith("property 'petType' is missing")
+    assert problems["body.bark"].endswith("(in Dog, the closest)")

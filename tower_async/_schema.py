@@ -37,7 +37,9 @@ property, and a missing ``discriminator`` where a sibling property tells the typ
 
 A sibling type field is found from the document: an object with a property whose schema
 is a discriminated ``oneOf`` (``config``) and another property whose string enum is made
-of the discriminator's values (``platform``).  Objects marked with the key
+of the discriminator's values (``platform``).  Where neither the discriminator nor a
+type field tells the member, the lenient variants accept the members that fit (an
+``anyOf``), so an error names the closest one.  Objects marked with the key
 :data:`MARK` carry what the validator needs to word its messages.
 
 Anything in a schema that cannot be converted (an unresolvable or external ``$ref``,
@@ -488,6 +490,14 @@ class SchemaConverter:
             out["properties"] = {prop: {"enum": list(targets), MARK: mark}}
             if not untyped:
                 out["required"] = [prop]
+        if variant in ("lenient", "request-lenient") and not untyped:
+            # no discriminator and no type field beside it: the members that fit
+            members = {
+                key: {"$ref": def_ref(key), MARK: {"branch": schema_name(key)}}
+                for key in targets.values()
+            }
+            out["if"] = {"not": {"required": [prop]}}
+            out["then"] = {"anyOf": list(members.values())}
         return out
 
     def _siblings(self, props: Mapping[str, Any], at: str) -> dict[str, _Sibling]:

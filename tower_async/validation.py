@@ -292,9 +292,10 @@ def _branch(root: Mapping[str, Any] | None, evaluation_path: list[str | int]) ->
     node: Any = root
     note = ""
     for i, token in enumerate(evaluation_path[:-1]):
-        if token == "then" and isinstance(node, Mapping) and "branch" in node.get(MARK, ()):
-            mark = node[MARK]
-            note = f" (in {mark['branch']}, chosen by {mark['by']} {mark['value']!r})"
+        mark = node.get(MARK) if isinstance(node, Mapping) else None
+        if isinstance(mark, Mapping) and "branch" in mark and token != "if":
+            how = f"chosen by {mark['by']} {mark['value']!r}" if "by" in mark else "the closest"
+            note = f" (in {mark['branch']}, {how})"
         node = _node_at(root, evaluation_path[: i + 1])
     return note
 
