@@ -12,24 +12,20 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-import yaml
 
 from tower_async.errors import RequestValidationError, ResponseValidationError
 from tower_async.operations import bind_operations
-from tower_async.patches import apply_patches
 from tower_async.validation import TOLERATED, TowerValidationWarning, Validator
 
-from .conftest import REPO, spec_path
+from .conftest import REPO
+from .documents import patched_document
 
 LOGGER = "tower_async.validation"
 
 
 @pytest.fixture(scope="module")
 def document() -> dict[str, Any]:
-    with spec_path("1.181.0").open("rb") as f:
-        doc: dict[str, Any] = yaml.load(f, Loader=yaml.CSafeLoader)
-    apply_patches(doc)
-    return doc
+    return patched_document("1.181.0")
 
 
 @pytest.fixture(scope="module")
@@ -314,10 +310,16 @@ def test_bad_request_body_raises_in_strict_and_warn(
     assert paths == {"body.launch.pipeline", "body.launch.labelIds[0]", "body.launch.syntaxParser"}
 
 
-def test_request_leniency_does_not_apply(validator: Validator, ops: Any) -> None:
-    # null for a non-nullable property is tolerated in responses, never in requests
-    with pytest.raises(RequestValidationError, match=r"body\.launch\.pipeline"):
-        validator.validate_request_body(ops["CreateWorkflowLaunch"], launch(pipeline=None), "warn")
+def test_request_null_for_a_required_property_is_refused_in_warn(
+    validator: Validator, ops: Any
+) -> None:
+    # null for an *optional* property is sent in warn mode (tests/test_request_leniency.py);
+    # for a required one it is refused in both modes
+    config = {"discriminator": "aws-batch", "region": "eu-west-1"}
+    body = {"computeEnv": {"name": None, "platform": "aws-batch", "config": config}}
+    for mode in ("warn", "strict"):
+        with pytest.raises(RequestValidationError, match=r"body\.computeEnv\.name: null"):
+            validator.validate_request_body(ops["CreateComputeEnv"], body, mode)
 
 
 def test_read_only_property_in_a_request_is_rejected(validator: Validator, ops: Any) -> None:

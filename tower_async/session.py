@@ -532,8 +532,9 @@ class Tower:
             headers=self._auth_headers if op.needs_auth else self._anon_headers,
             default_workspace=self._resolved_workspace,
         )
-        if mode != "off" and body is not MISSING and body is not None and request.body:
-            self._require().validator.validate_request_body(op, body, mode)
+        if mode != "off":  # compiles the operation's schemas on its first call
+            sent = body if body is not MISSING and request.body else None
+            self._require().validator.validate_request_body(op, sent, mode)
         return request, mode
 
     async def _invoke(self, op: Operation, arguments: dict[str, Any]) -> Any:

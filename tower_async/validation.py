@@ -17,8 +17,17 @@ Design (issue #4):
   folded to ``[*]``, kind).  To keep deviating-but-tolerated payloads cheap, a second
   "lenient" validator that accepts exactly the tolerated deviations is compiled on
   demand: when it accepts the payload, errors are only enumerated if DEBUG is enabled.
-* Requests are held to the document in ``strict`` and ``warn`` alike: a bad body raises
-  before anything is sent.
+* Requests: ``strict`` holds them to the document.  ``warn`` sends, unchanged, a body
+  whose only deviations are those in :data:`TOLERATED_REQUESTS` (what the Platform
+  accepts and real tools send), reporting each once per (operation, path, kind) at
+  WARNING and as a :class:`TowerValidationWarning`; anything else raises
+  :class:`RequestValidationError` before anything is sent, in both modes.  Messages say
+  the rule broken ("read-only property 'workspaceId' must not be sent") and, inside a
+  ``oneOf`` chosen by its discriminator or by a sibling type field (``platform``,
+  ``provider``), which member was chosen.
+* Schemas are compiled on the first call of an operation, before anything is sent
+  (request body and documented 2xx responses); a schema that cannot be converted or
+  compiled raises :class:`SpecError` naming the operation and the JSON pointer.
 * Error statuses (and 1xx/3xx) are never validated: they become :class:`ApiError`.
 * :meth:`Validator.unmarshal` is the opt-in typed view (``date-time`` strings to
   :class:`datetime.datetime`); it is never called on the hot path.
@@ -29,6 +38,7 @@ jsonschema-rs is imported lazily, on the first compilation, so importing
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -38,8 +48,17 @@ from datetime import datetime
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._schema import DEFS_PREFIX, SchemaConverter, Variant
-from .errors import RequestValidationError, ResponseValidationError
+from ._schema import (
+    DEFS_PREFIX,
+    MARK,
+    SchemaConverter,
+    SchemaProblem,
+    Variant,
+    def_key,
+    def_place,
+    escape_token,
+)
+from .errors import RequestValidationError, ResponseValidationError, SpecError
 from .operations import MULTIPART_MEDIA, Operation, _is_json
 
 if TYPE_CHECKING:
@@ -47,6 +66,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TOLERATED",
+    "TOLERATED_REQUESTS",
     "Mode",
     "TowerValidationWarning",
     "Validator",
@@ -73,6 +93,17 @@ TOLERATED: Mapping[str, str] = {
     "content (204) is documented",
 }
 
+#: The request deviations ``warn`` mode sends as given (reported at WARNING), kind ->
+#: description.  The README's leniency table lists them in its requests column.
+TOLERATED_REQUESTS: Mapping[str, str] = {
+    "missing-discriminator": "a oneOf member without its discriminator property where a "
+    'sibling property tells the type (config without "discriminator" beside '
+    '"platform": "aws-batch")',
+    "read-only-property": "a property the document marks readOnly (an exported "
+    "computeEnv.workspaceId sent back)",
+    "null-property": "null for an optional property the document does not mark nullable",
+}
+
 _DIGITS = re.compile(r"-?[0-9]+")
 _IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 _MAX_REPORTED = 10_000
@@ -93,23 +124,69 @@ class _Problem:
 
 
 class _Compiled:
-    """Compiled validators for one schema; the lenient one is compiled on demand."""
+    """Compiled validators for one schema; the lenient one is compiled on demand.
 
-    __slots__ = ("_converter", "_lenient", "_schema", "strict")
+    ``where`` names the schema in errors (``CreateComputeEnv request body``); ``at`` is
+    its JSON pointer in the document.
+    """
+
+    __slots__ = (
+        "_converter",
+        "_lenient",
+        "_schema",
+        "at",
+        "direction",
+        "lenient_root",
+        "strict",
+        "strict_root",
+        "where",
+    )
 
     def __init__(
-        self, converter: SchemaConverter, schema: Mapping[str, Any], variant: Variant
+        self,
+        converter: SchemaConverter,
+        schema: Mapping[str, Any],
+        direction: Literal["request", "response"],
+        at: str,
+        where: str,
     ) -> None:
         self._converter = converter
         self._schema = schema
+        self.direction = direction
+        self.at = at
+        self.where = where
         self._lenient: jsonschema_rs.Validator | None = None
-        self.strict = _compile(converter.root(schema, variant))
+        self.lenient_root: dict[str, Any] = {}
+        self.strict_root = self._root(direction)
+        self.strict = _compile(self.strict_root, where, at)
+
+    def _root(self, variant: Variant) -> dict[str, Any]:
+        try:
+            return self._converter.root(self._schema, variant, self.at)
+        except SchemaProblem as exc:
+            raise SpecError(f"{self.where}: the schema at {exc.place} {exc.reason}") from None
+        except RecursionError:
+            raise SpecError(f"{self.where}: the schema at {self.at} nests too deeply") from None
 
     @property
     def lenient(self) -> jsonschema_rs.Validator:
         if self._lenient is None:
-            self._lenient = _compile(self._converter.root(self._schema, "lenient"))
+            variant: Variant = "request-lenient" if self.direction == "request" else "lenient"
+            self.lenient_root = self._root(variant)
+            self._lenient = _compile(self.lenient_root, self.where, self.at)
         return self._lenient
+
+    def problems(self, data: Any, strict: bool) -> list[_Problem]:
+        """Every problem one validator finds, worded (the lenient one: only the real ones)."""
+        validator, root = (self.strict, self.strict_root) if strict else (self.lenient, None)
+        root = root if strict else self.lenient_root
+        found = [p for e in validator.iter_errors(data) for p in _classify(e, root, self.direction)]
+        typed = {tuple(p.path) for p in found if p.kind == "unknown-type"}
+        unique: dict[tuple[Any, ...], _Problem] = {}
+        for p in found:
+            if not (p.kind == "enum" and tuple(p.path) in typed):
+                unique.setdefault((*p.path, p.message), p)
+        return list(unique.values())
 
 
 # Sentinels in the response cache.
@@ -118,10 +195,29 @@ _NO_CONTENT: Any = "no-content"  # documented without a body
 _UNDOCUMENTED: Any = "undocumented"  # status not documented at all
 
 
-def _compile(root: Mapping[str, Any]) -> jsonschema_rs.Validator:
+def _compile(root: Mapping[str, Any], where: str, at: str) -> jsonschema_rs.Validator:
     import jsonschema_rs
 
-    return jsonschema_rs.Draft202012Validator(dict(root), validate_formats=True)
+    try:
+        return jsonschema_rs.Draft202012Validator(dict(root), validate_formats=True)
+    except Exception as exc:  # jsonschema_rs.ValidationError: a keyword's value is invalid
+        path = list(getattr(exc, "instance_path", None) or ())
+        base = at
+        if len(path) > 1 and path[0] == "$defs":
+            base, path = def_place(str(path[1])), path[2:]
+        place = base + "".join("/" + escape_token(str(t)) for t in path)
+        reason = str(getattr(exc, "message", None) or exc).splitlines()[0]
+        raise SpecError(f"{where}: the schema at {place or '/'} is invalid: {reason}") from None
+
+
+def _place(op: Operation, *tail: str) -> str:
+    """The JSON pointer of a part of ``op`` in the document."""
+    tokens = ("paths", op.path, op.method.lower(), *tail)
+    return "".join("/" + escape_token(t) for t in tokens)
+
+
+def _json_media(content: Mapping[str, Mapping[str, Any]]) -> str:
+    return next((media for media in content if _is_json(media)), "")
 
 
 def _json_schema(content: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
@@ -174,18 +270,115 @@ def _reached_via(evaluation_path: list[str | int]) -> str:
     return via
 
 
-def _classify(error: Any) -> list[_Problem]:
+def _node_at(root: Mapping[str, Any], tokens: Iterable[str | int]) -> Any:
+    """The schema object at ``tokens`` in ``root``, following ``$ref`` tokens of an
+    evaluation path; None when the path leaves the schema."""
+    node: Any = root
+    try:
+        for token in tokens:
+            if token == "$ref" and isinstance(node, Mapping) and isinstance(node.get("$ref"), str):
+                node = root["$defs"][def_key(node["$ref"])]
+            else:
+                node = node[token]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return node
+
+
+def _branch(root: Mapping[str, Any] | None, evaluation_path: list[str | int]) -> str:
+    """`` (in AwsBatchConfig, chosen by platform 'aws-batch')`` for an error in a member."""
+    if not root:
+        return ""
+    node: Any = root
+    note = ""
+    for i, token in enumerate(evaluation_path[:-1]):
+        mark = node.get(MARK) if isinstance(node, Mapping) else None
+        if isinstance(mark, Mapping) and "branch" in mark and token != "if":
+            how = f"chosen by {mark['by']} {mark['value']!r}" if "by" in mark else "the closest"
+            note = f" (in {mark['branch']}, {how})"
+        node = _node_at(root, evaluation_path[: i + 1])
+    return note
+
+
+def _listed(values: Iterable[Any], limit: int = 20) -> str:
+    values = list(values)
+    text = ", ".join(str(v) for v in values[:limit])
+    return text + (", ..." if len(values) > limit else "")
+
+
+def _describe(error: Any, root: Mapping[str, Any] | None, direction: str) -> tuple[str, str]:
+    """(kind, the rule in words) for one jsonschema-rs error."""
+    kind = error.kind
+    name = kind.name
+    path = list(error.instance_path)
+    prop = path[-1] if path and isinstance(path[-1], str) else None
+    mark = _node_at(root, list(error.schema_path)[:-1]) if root else None
+    mark = mark.get(MARK) if isinstance(mark, Mapping) else None
+    if name == "falseSchema" and prop is not None:
+        if direction == "request":
+            return "read-only-property", f"read-only property {prop!r} must not be sent"
+        return "write-only-property", f"write-only property {prop!r} must not be returned"
+    if name == "additionalProperties":
+        unexpected = ", ".join(repr(u) for u in kind.unexpected)
+        return name, f"unknown property {unexpected}: this object allows only its listed properties"
+    if isinstance(mark, Mapping) and name in ("required", "enum"):
+        family, values = mark["family"], _listed(mark["values"])
+        if "sibling" in mark:
+            field, of = mark["sibling"], mark["of"]
+            rule = f"without {mark['discriminator']!r} in {of!r}, {field!r} tells its {family} type"
+            if name == "required":
+                return "missing-type-field", f"{field!r} is missing: {rule} (one of {values})"
+            return "unknown-type", (
+                f"expected one of the {family} types ({values}), "
+                f"got {_shown(error.instance)}: {rule}"
+            )
+        disc = mark["discriminator"]
+        if name == "required" and kind.property == disc:
+            return "missing-discriminator", (
+                f"property {disc!r} is missing: it selects the {family} type (one of {values})"
+            )
+        if name == "enum":
+            return (
+                name,
+                f"unknown {disc} {_shown(error.instance)}: "
+                f"expected one of the {family} types ({values})",
+            )
+    if error.instance is None and prop is not None and name in ("type", "enum", "const"):
+        text = f"null for {prop!r}, which the document does not mark nullable"
+        return "null-property", text
+    if name == "enum":
+        return name, f"{_shown(error.instance)} is not one of {_listed(map(_shown, kind.options))}"
+    if name == "type":  # without the "null" a relaxation added
+        types = " or ".join(json.dumps(t) for t in kind.types if t != "null") or '"null"'
+        return name, f"{_shown(error.instance)} is not of type {types}"
+    return name, error.message
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _classify(
+    error: Any, root: Mapping[str, Any] | None = None, direction: str = "response"
+) -> list[_Problem]:
     """One jsonschema-rs error -> problems (flattening anyOf/oneOf to the likeliest branch)."""
     kind = error.kind
     name = kind.name
     instance = error.instance
     path = list(error.instance_path)
-    message = error.message
+    evaluation = list(error.evaluation_path)
+    described, message = _describe(error, root, direction)
+    message += _branch(root, evaluation)
+    if direction == "request":
+        if name in ("anyOf", "oneOf"):
+            return _flatten(error, root, direction) or [_Problem(path, name, message, False)]
+        return [_Problem(path, described, message, described in TOLERATED_REQUESTS)]
     if (
         instance is None
         and path
         and isinstance(path[-1], str)
-        and _reached_via(list(error.evaluation_path)) == "property"
+        and _reached_via(evaluation) == "property"
     ):
         return [_Problem(path, "null-property", message, True)]
     if name == "required":
@@ -202,19 +395,28 @@ def _classify(error: Any) -> list[_Problem]:
         types = list(kind.types)
         if "integer" in types and _DIGITS.fullmatch(instance):
             return [_Problem(path, "integer-as-string", message, True)]
-        if "object" in types and _reached_via(list(error.evaluation_path)) == "map":
+        if "object" in types and _reached_via(evaluation) == "map":
             return [_Problem(path, "string-map-value", message, True)]
     if name in ("anyOf", "oneOf"):
-        branches = [[p for e in branch for p in _classify(e)] for branch in kind.context]
-        tolerated = [b for b in branches if b and all(p.tolerated for p in b)]
-        if tolerated:
-            return min(tolerated, key=len)
-        depth = len(path)
-        deeper = [b for b in branches if b and max(len(p.path) for p in b) > depth]
-        if deeper:
-            best = max(deeper, key=lambda b: (max(len(p.path) for p in b), -len(b)))
-            return best
-    return [_Problem(path, name, message, False)]
+        flattened = _flatten(error, root, direction)
+        if flattened:
+            return flattened
+    return [_Problem(path, described, message, False)]
+
+
+def _flatten(error: Any, root: Mapping[str, Any] | None, direction: str) -> list[_Problem]:
+    """The problems of the likeliest branch of a failed anyOf/oneOf (none: no branch)."""
+    branches = [
+        [p for e in branch for p in _classify(e, root, direction)] for branch in error.kind.context
+    ]
+    tolerated = [b for b in branches if b and all(p.tolerated for p in b)]
+    if tolerated:
+        return min(tolerated, key=len)
+    depth = len(list(error.instance_path))
+    deeper = [b for b in branches if b and max(len(p.path) for p in b) > depth]
+    if deeper:
+        return max(deeper, key=lambda b: (max(len(p.path) for p in b), -len(b)))
+    return []
 
 
 class Validator:
@@ -235,17 +437,19 @@ class Validator:
     # -- requests -------------------------------------------------------------------------
 
     def validate_request_body(self, op: Operation, body: Any, mode: Mode) -> None:
-        """Raise :class:`RequestValidationError` if ``body`` does not match the document.
+        """Check ``body`` before it is sent; see the module docstring for the modes.
 
-        Held to the document in ``strict`` and ``warn`` alike; nothing happens in ``off``
-        or when the operation has no JSON body schema.
+        The first call of an operation (in ``strict`` or ``warn``, with or without a body)
+        compiles its request and 2xx response schemas, raising :class:`SpecError` for
+        one that cannot be compiled.  Raises :class:`RequestValidationError` for a body
+        the mode refuses; never changes ``body``.
         """
-        if mode == "off" or body is None:
+        if mode == "off":
             return
         compiled = self._requests.get(op.operation_id)
         if compiled is None:
-            compiled = self._request_entry(op)
-        if compiled is _SKIP:
+            compiled = self._prepare_operation(op)
+        if body is None or compiled is _SKIP:
             return
         if _looks_like_files(body) and op.body is not None and MULTIPART_MEDIA in op.body.content:
             return
@@ -253,20 +457,63 @@ class Validator:
             raise ValueError(f"validation mode must be one of {MODES}, not {mode!r}")
         if compiled.strict.is_valid(body):
             return
-        problems = [
-            (format_path(p.path, "body"), p.message)
-            for e in compiled.strict.iter_errors(body)
-            for p in _classify(e)
-        ]
-        raise RequestValidationError(op.operation_id, problems)
+        self._invalid_request(op, compiled, body, mode)
+
+    def _invalid_request(self, op: Operation, compiled: _Compiled, body: Any, mode: Mode) -> None:
+        """A body the document does not describe: report and send it, or raise."""
+        sendable = compiled.lenient.is_valid(body)
+        if mode == "warn" and sendable:
+            self._report_request(op, compiled.problems(body, strict=True))
+            return
+        problems = compiled.problems(body, strict=mode == "strict")
+        raise RequestValidationError(
+            op.operation_id, [(format_path(p.path, "body"), p.message) for p in problems]
+        )
+
+    def _prepare_operation(self, op: Operation) -> Any:
+        """Compile the request body schema and the 2xx response schemas of ``op``."""
+        for status in op.responses:
+            code = int(status) if len(status) == 3 and status.isascii() and status.isdigit() else 0
+            if 200 <= code <= 299 and (op.operation_id, code) not in self._responses:
+                self._response_entry(op, code)
+        return self._request_entry(op)
 
     def _request_entry(self, op: Operation) -> Any:
         schema = op.body.json_schema if op.body is not None else None
         entry: Any = _SKIP
-        if schema:
-            entry = _Compiled(self._converter, schema, "request")
+        if schema and op.body is not None:
+            media = _json_media(op.body.content)
+            at = _place(op, "requestBody", "content", media, "schema")
+            where = f"{op.operation_id} request body"
+            entry = _Compiled(self._converter, schema, "request", at, where)
         self._requests[op.operation_id] = entry
         return entry
+
+    def _report_request(self, op: Operation, problems: list[_Problem]) -> None:
+        for problem in problems:
+            if self._first_report(op, problem):
+                text = (
+                    f"{op.operation_id} request body at {format_path(problem.path, 'body')}: "
+                    f"{problem.message} [{problem.kind}]; sent as given "
+                    "(validation='strict' refuses it)"
+                )
+                logger.warning("%s", text)
+                warnings.warn(text, TowerValidationWarning, stacklevel=4)
+
+    def forget_reports(self) -> None:
+        """Report every deviation again, as if none had been seen (tests, a new deploy)."""
+        with self._lock:
+            self._reported.clear()
+
+    def _first_report(self, op: Operation, problem: _Problem) -> bool:
+        key = (op.operation_id, _folded(problem.path), problem.kind)
+        with self._lock:
+            if key in self._reported:
+                return False
+            if len(self._reported) >= _MAX_REPORTED:
+                self._reported.clear()
+            self._reported.add(key)
+        return True
 
     # -- responses ------------------------------------------------------------------------
 
@@ -316,7 +563,7 @@ class Validator:
         elif entry.strict.is_valid(data):
             return
         else:
-            problems = [p for e in entry.strict.iter_errors(data) for p in _classify(e)]
+            problems = entry.problems(data, strict=True)
         if mode == "strict":
             raise ResponseValidationError(
                 op.operation_id,
@@ -343,7 +590,13 @@ class Validator:
             entry = _SKIP
         else:
             schema = _json_schema(spec.content)
-            entry = _SKIP if schema is None else _Compiled(self._converter, schema, "response")
+            if schema is None:
+                entry = _SKIP
+            else:
+                media = _json_media(spec.content)
+                at = _place(op, "responses", spec.status, "content", media, "schema")
+                where = f"{op.operation_id} {spec.status} response"
+                entry = _Compiled(self._converter, schema, "response", at, where)
         self._responses[(op.operation_id, status)] = entry
         return entry
 
@@ -362,7 +615,8 @@ class Validator:
             for error in lenient.iter_errors(data):
                 if type(error.kind).__name__ == "OneOfMultipleValid":
                     continue  # several alternatives valid once relaxed
-                problems.extend(p for p in _classify(error) if not p.tolerated)
+                found = _classify(error, entry.lenient_root, "response")
+                problems.extend(p for p in found if not p.tolerated)
         if logger.isEnabledFor(logging.DEBUG):
             problems.extend(Validator._tolerated_problems(entry, data))
         return problems
@@ -370,17 +624,12 @@ class Validator:
     @staticmethod
     def _tolerated_problems(entry: _Compiled, data: Any) -> list[_Problem]:
         """The tolerated deviations in a payload (only listed when DEBUG is on)."""
-        return [p for e in entry.strict.iter_errors(data) for p in _classify(e) if p.tolerated]
+        return [p for p in entry.problems(data, strict=True) if p.tolerated]
 
     def _report(self, op: Operation, status: int, problems: list[_Problem]) -> None:
         for problem in problems:
-            key = (op.operation_id, _folded(problem.path), problem.kind)
-            with self._lock:
-                if key in self._reported:
-                    continue
-                if len(self._reported) >= _MAX_REPORTED:
-                    self._reported.clear()
-                self._reported.add(key)
+            if not self._first_report(op, problem):
+                continue
             text = (
                 f"{op.operation_id} {status} response at {format_path(problem.path)}: "
                 f"{problem.message} [{problem.kind}]"
@@ -435,8 +684,7 @@ def _unmarshal(root: Mapping[str, Any], schema: Any, value: Any, depth: int) -> 
         return value
     ref = schema.get("$ref")
     if isinstance(ref, str) and ref.startswith(DEFS_PREFIX):
-        name = ref[len(DEFS_PREFIX) :].replace("~1", "/").replace("~0", "~")
-        target = root.get("$defs", {}).get(name)
+        target = root.get("$defs", {}).get(def_key(ref))
         value = _unmarshal(root, target, value, depth + 1)
     if isinstance(value, str):
         if schema.get("format") == "date-time":
@@ -469,20 +717,22 @@ def _unmarshal(root: Mapping[str, Any], schema: Any, value: Any, depth: int) -> 
 
 
 def _applicable(schema: Mapping[str, Any], value: Any) -> list[Any]:
-    """allOf members, plus the anyOf/oneOf member that fits (by discriminator const)."""
-    subs = list(schema.get("allOf") or ())
+    """allOf members (of a discriminator chain: the member the value selects), plus the
+    first anyOf/oneOf member that is not the null alternative."""
+    subs = []
+    for sub in schema.get("allOf") or ():
+        if isinstance(sub, Mapping) and "if" in sub and "then" in sub:
+            when = sub["if"].get("properties", {}) if isinstance(sub["if"], Mapping) else {}
+            if isinstance(value, Mapping) and all(
+                isinstance(c, Mapping) and value.get(k, c) == c.get("const")
+                for k, c in when.items()
+            ):
+                subs.append(sub["then"])
+            continue
+        subs.append(sub)
     for key in ("anyOf", "oneOf"):
         for branch in schema.get(key) or ():
-            if not isinstance(branch, Mapping) or branch.get("type") == "null":
-                continue
-            props = branch.get("properties")
-            if isinstance(props, Mapping) and len(props) == 1 and "$ref" in branch:
-                prop, prop_schema = next(iter(props.items()))
-                if isinstance(prop_schema, Mapping) and "const" in prop_schema:
-                    if isinstance(value, Mapping) and value.get(prop) == prop_schema["const"]:
-                        subs.append(branch)
-                        break
-                    continue
-            subs.append(branch)
-            break
+            if isinstance(branch, Mapping) and branch.get("type") != "null":
+                subs.append(branch)
+                break
     return subs
