@@ -14,8 +14,9 @@ window in a measurement (50 concurrent acquirers, 3 s; 26.4 calls/s over the run
 exactly the burst that earns a 429.
 
 So the bucket here has capacity **1** (aiolimiter's documented "no bursts" shape,
-``max_rate=1, time_period=interval``, enforced by the process-wide gate below): two releases are never closer than ``interval``, even
-after an idle spell, and any ``L + 1`` consecutive releases span at least ``L * interval``.
+``max_rate=1, time_period=interval``, enforced by the process-wide gate below): two releases
+are never closer than ``interval``, even after an idle spell, and any ``L + 1`` consecutive
+releases span at least ``L * interval``.
 With ``interval = (1 s + margin) / L`` that span is ``1 s + margin``, so **no window shorter
 than 1 s + margin holds more than L calls**; the margin (default 20 ms) absorbs the difference
 in client-to-server latency between two requests (loopback jitter is ~1 ms).  Sustained

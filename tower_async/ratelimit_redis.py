@@ -37,8 +37,8 @@ run inside the same script on the shared state: a 429 seen by one worker
 every worker, at most once per window; successes (counted locally, sent with the next
 acquire) raise it by 5 % of the limit after 3 s without a 429, with the same probe back-off.
 "Saturated" (go to what the server let through) means a caller of this process is waiting,
-or some worker had to wait within the last interval.  The configured limit in Redis is the lowest any client asked for (the stricter wins,
-as in the in-process registry).
+or some worker had to wait within the last interval.  The configured limit in Redis is the
+lowest any client asked for (the stricter wins, as in the in-process registry).
 
 When Redis is unreachable
 -------------------------
