@@ -134,6 +134,34 @@ class Result:
     window: int  # most calls the fake accepted for one key in any 1 s window
 
 
+async def hammer(
+    sessions: list[Tower], workspace: int, tasks: int, seconds: float
+) -> tuple[int, list[BaseException]]:
+    """``tasks`` workers per session calling ListWorkflows for ``seconds``; returns the
+    successes completed within the window (calls still waiting are cancelled) and errors."""
+    ok = 0
+    errors: list[BaseException] = []
+    deadline = time.monotonic() + seconds
+
+    async def worker(tw: Tower) -> None:
+        nonlocal ok
+        while True:
+            try:
+                await tw.list_workflows(workspace_id=workspace, max=1)
+            except Exception as exc:
+                errors.append(exc)
+                continue
+            if time.monotonic() <= deadline:
+                ok += 1
+
+    workers = [asyncio.create_task(worker(tw)) for tw in sessions for _ in range(tasks)]
+    await asyncio.sleep(seconds)
+    for w in workers:
+        w.cancel()
+    await asyncio.gather(*workers, return_exceptions=True)
+    return ok, errors
+
+
 async def drive(
     server: Server,
     tokens: list[str],
@@ -146,8 +174,6 @@ async def drive(
     """``tasks`` workers per token calling ListWorkflows for ``seconds``; returns successes
     completed within the window (calls still waiting at the end are cancelled)."""
     registry = LimiterRegistry()
-    ok = 0
-    errors: list[BaseException] = []
     cache = tempfile.mkdtemp(prefix="bench-cache-")
     async with contextlib.AsyncExitStack() as stack:
         sessions = [
@@ -166,24 +192,7 @@ async def drive(
             await tw.list_workflows(workspace_id=server.workspace, max=1)
         await asyncio.sleep(1.1)  # and let the warm-up calls leave the fake's window
         before = server.stats()
-        deadline = time.monotonic() + seconds
-
-        async def worker(tw: Tower) -> None:
-            nonlocal ok
-            while True:
-                try:
-                    await tw.list_workflows(workspace_id=server.workspace, max=1)
-                except Exception as exc:
-                    errors.append(exc)
-                    continue
-                if time.monotonic() <= deadline:
-                    ok += 1
-
-        workers = [asyncio.create_task(worker(tw)) for tw in sessions for _ in range(tasks)]
-        await asyncio.sleep(seconds)
-        for w in workers:
-            w.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        ok, errors = await hammer(sessions, server.workspace, tasks, seconds)
     after = server.stats()
     if errors:
         print(f"  ({len(errors)} calls raised, first: {errors[0]!r})")
@@ -220,22 +229,9 @@ def _redis_child(
             loop = asyncio.get_running_loop()
             conn.send("ready")
             seconds = await loop.run_in_executor(None, conn.recv)
-            ok = 0
-            deadline = time.monotonic() + seconds
-
-            async def worker(tw: Tower) -> None:
-                nonlocal ok
-                while True:
-                    with contextlib.suppress(Exception):
-                        await tw.list_workflows(workspace_id=ws, max=1)
-                        if time.monotonic() <= deadline:
-                            ok += 1
-
-            workers = [asyncio.create_task(worker(tw)) for tw in sessions for _ in range(tasks)]
-            await asyncio.sleep(seconds)
-            for w in workers:
-                w.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            ok, errors = await hammer(sessions, ws, tasks, seconds)
+            if errors:
+                print(f"  ({len(errors)} calls raised, first: {errors[0]!r})")
             conn.send(ok)
 
     asyncio.run(main())
