@@ -225,7 +225,10 @@ class Tower:
     taken from the schema cache or downloaded once.  ``token``, ``endpoint`` and
     ``workspace`` default to ``TOWER_ACCESS_TOKEN``, ``TOWER_API_ENDPOINT`` and
     ``TOWER_WORKSPACE_ID``.  ``session`` may be an aiohttp ClientSession owned by
-    the caller (then it is not closed here).
+    the caller (then it is not closed here).  ``limiter`` is a ``redis://`` URL (a
+    bucket shared by every process using the token, at ``rate_limit``; needs the
+    ``redis`` extra) or a limiter object (which sets its own rate: do not combine it
+    with ``rate_limit=``/``adaptive_rate=``).
     """
 
     def __init__(
