@@ -4,6 +4,7 @@ outcomes that never downgrade ``launched``, and crashed workers' claims found as
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import signal
@@ -80,6 +81,18 @@ async def test_an_expired_claim_becomes_uncertain_and_a_heartbeat_keeps_one(
     assert await ledger.claim("dies", "w3", ttl=30, uncertain_ok=True)  # to resolve it
     assert (await ledger.get("dies")).run_name == "run-dies"  # type: ignore[union-attr]
     assert not await ledger.heartbeat("dies", "w1", ttl=1)  # w1's lease is gone
+
+
+async def test_holding_warns_when_the_lease_is_lost(
+    ledger: RedisLedger, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="tower_async.orchestration.ledger")
+    assert await ledger.claim("k", "w1", ttl=0.3)
+    async with ledger.holding("k", "w1", ttl=0.3):
+        await ledger.record("k", "failed")  # the lease goes with the outcome
+        await asyncio.sleep(0.35)  # beats every 0.1 s
+    lost = [r.getMessage() for r in caplog.records if "expired while in flight" in r.getMessage()]
+    assert len(lost) == 1 and "'k'" in lost[0] and "'w1'" in lost[0]
 
 
 async def test_bad_arguments_and_unreachable_redis() -> None:

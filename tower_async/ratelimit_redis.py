@@ -63,6 +63,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import threading
 import time
 import weakref
 from typing import TYPE_CHECKING, Any, Literal
@@ -279,6 +280,7 @@ class RedisLimiter:
         self._parts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPart] = (
             weakref.WeakKeyDictionary()
         )
+        self._guard = threading.Lock()  # the per-loop parts, from any thread
         self._successes = 0
         self._waiting = 0
         self._local_until = -math.inf
@@ -371,7 +373,13 @@ class RedisLimiter:
     def _part(self, loop: asyncio.AbstractEventLoop) -> _LoopPart:
         part = self._parts.get(loop)
         if part is None:
-            part = self._parts[loop] = _LoopPart(connect(self._url, self._timeout))
+            with self._guard:
+                part = self._parts.get(loop)
+                if part is None:
+                    # a part refers to its loop, so the weak keys alone would never let go
+                    for closed in [old for old in self._parts if old.is_closed()]:
+                        del self._parts[closed]
+                    part = self._parts[loop] = _LoopPart(connect(self._url, self._timeout))
         return part
 
     # -- RateFeedback ----------------------------------------------------------------------

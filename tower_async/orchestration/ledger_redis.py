@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -77,6 +78,8 @@ if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
 
 __all__ = ["STATUSES", "LedgerEntry", "LedgerUnavailable", "RedisLedger"]
+
+logger = logging.getLogger("tower_async.orchestration.ledger")
 
 STATUSES = ("started", "launched", "failed", "uncertain")
 
@@ -284,7 +287,15 @@ class RedisLedger:
             while True:
                 await asyncio.sleep(ttl / 3)
                 with contextlib.suppress(LedgerUnavailable):  # the next beat may get through
-                    await self.heartbeat(key, owner, ttl)
+                    if not await self.heartbeat(key, owner, ttl):
+                        logger.warning(
+                            "ledger %r: the claim of %r by %r expired while in flight; other "
+                            "workers will treat it as uncertain",
+                            self.name,
+                            key,
+                            owner,
+                        )
+                        return
 
         task = asyncio.get_running_loop().create_task(beat())
         try:
