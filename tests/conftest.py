@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from tower_async import Tower
 from tower_async.testing import FakePlatform
+
+from .redis_server import RedisServer, RedisServerMissing
 
 REPO = Path(__file__).resolve().parents[1]
 VERSIONS = ("1.85.0", "1.115.0", "1.181.0")
@@ -74,3 +76,25 @@ async def tw(fake: FakePlatform, tmp_path: Path) -> AsyncIterator[Tower]:
         rate_limit=None,
     ) as session:
         yield session
+
+
+# -- a real redis-server (tests/redis_server.py) ---------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One ``redis-server`` for the run (loopback, random port, temp dir, no persistence);
+    skips when it is not installed, fails instead when ``CI`` is set."""
+    try:
+        server = RedisServer(tmp_path_factory.mktemp("redis"))
+    except RedisServerMissing as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{exc}; CI must run the Redis tests")
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url

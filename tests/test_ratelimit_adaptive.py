@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -305,22 +306,55 @@ async def test_a_change_keeps_the_buckets_level() -> None:
 
 
 async def test_a_rise_wakes_a_waiter_earlier() -> None:
+    """On a virtual clock: the waiter's own timer is 100 s away, so only the rise can wake it."""
     clock = Clock()
-    limiter = AiolimiterLimiter(2, adaptive=AdaptiveRate(2, clock=clock, minimum=0.1))
-    limiter.on_throttled()
-    clock.advance(1.1)
-    limiter.on_throttled()  # 0.98/s: ~1 s apart
+    rate = AdaptiveRate(2, clock=clock, minimum=0.01)
+    limiter = AiolimiterLimiter(2, adaptive=rate, clock=clock)
+    for _ in range(20):
+        limiter.on_throttled()
+        clock.advance(1.1)
+    assert limiter.rate == pytest.approx(0.01)  # ~102 s apart
     await limiter.acquire()
-    t0 = time.monotonic()
     waiter = asyncio.create_task(limiter.acquire())
-    await asyncio.sleep(0.05)
-    clock.advance(10)
-    for _ in range(25):  # back up to 2/s (510 ms)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not waiter.done() and limiter.released == 1 and limiter.waiting == 1
+    rises = 0
+    while limiter.rate < 2:  # back up to 2/s, one step per 3 s without a 429
         clock.advance(3.01)
         limiter.on_success()
-    assert limiter.rate == 2
-    await asyncio.wait_for(waiter, 2)
-    assert 0.45 < time.monotonic() - t0 < 0.75
+        rises += 1
+        assert rises < 100
+    await asyncio.wait_for(waiter, 30)
+    assert limiter.released == 2
+
+
+async def test_a_waiter_on_another_thread_is_woken_by_a_rise() -> None:
+    """The gate is process-wide: a change made on this loop re-arms a waiter on another."""
+    clock = Clock()
+    limiter = AiolimiterLimiter(2, adaptive=AdaptiveRate(2, clock=clock, minimum=0.01), clock=clock)
+    for _ in range(20):
+        limiter.on_throttled()
+        clock.advance(1.1)
+    await limiter.acquire()
+    done = threading.Event()
+
+    def other_thread() -> None:
+        asyncio.run(limiter.acquire())
+        done.set()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    for _ in range(3000):  # until the other loop is at the gate (at most 30 s)
+        if limiter.waiting:
+            break
+        await asyncio.sleep(0.01)
+    assert limiter.waiting == 1 and limiter.released == 1
+    while limiter.rate < 2:
+        clock.advance(3.01)
+        limiter.on_success()
+    await asyncio.to_thread(thread.join, 30)
+    assert done.is_set() and limiter.released == 2
 
 
 # -- the registry and the retry loop -----------------------------------------------------------

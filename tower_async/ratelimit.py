@@ -1,4 +1,4 @@
-"""Client-side rate limiting: one bucket per access key, per event loop.
+"""Client-side rate limiting: one bucket per access token for the whole process.
 
 The Platform limits requests per access token (20 calls/s on Seqera Cloud; Enterprise installs
 choose their own).  Every session, task and operation in a process that uses the same token
@@ -13,9 +13,10 @@ leaking *r*/s admits ``c`` calls at once after an idle spell and then one every 
 window in a measurement (50 concurrent acquirers, 3 s; 26.4 calls/s over the run).  That is
 exactly the burst that earns a 429.
 
-So the bucket here has capacity **1** (aiolimiter's documented "no bursts" shape:
-``max_rate=1, time_period=interval``): two releases are never closer than ``interval``, even
-after an idle spell, and any ``L + 1`` consecutive releases span at least ``L * interval``.
+So the bucket here has capacity **1** (aiolimiter's documented "no bursts" shape,
+``max_rate=1, time_period=interval``, enforced by the process-wide gate below): two releases
+are never closer than ``interval``, even after an idle spell, and any ``L + 1`` consecutive
+releases span at least ``L * interval``.
 With ``interval = (1 s + margin) / L`` that span is ``1 s + margin``, so **no window shorter
 than 1 s + margin holds more than L calls**; the margin (default 20 ms) absorbs the difference
 in client-to-server latency between two requests (loopback jitter is ~1 ms).  Sustained
@@ -45,8 +46,8 @@ For a non-integer rate the guarantee reads: any 1 s window holds at most
 ``floor(1 + rate / (1 + margin))`` calls.
 
 Cancelling a task that waits in :meth:`AiolimiterLimiter.acquire` leaves the bucket as it was:
-aiolimiter only adds to the level after the wait completes, and drops cancelled waiters from
-its queue.
+the gate stamps a release only when a call passes, and a cancelled waiter leaves the loop's
+queue.
 
 Adapting to a lower server limit
 --------------------------------
@@ -77,15 +78,31 @@ adaptive off 5.00 calls/s with 74 % of the requests answered 429; adaptive on 4.
 with 9 % (5 of 53: four while the first full window drains, one failed probe); in
 ``tests/test_resilience.py`` 60 calls earn 6 429s instead of 160.
 
-The rate is changed on the live aiolimiter bucket (its level is kept, so a change never admits
-an extra call; a fresh bucket would release at once); every change is logged at INFO on
-``tower_async.ratelimit`` with the first 12 hex digits of the token's digest.  Because the
-controller lives in the shared bucket, what one session learns about a token slows every
-session using that token on the loop.
+Every change is logged at INFO on ``tower_async.ratelimit`` with the first 12 hex digits of
+the token's digest.  Because the controller lives in the shared bucket, what one session
+learns about a token slows every session using that token in the process.
 
-aiolimiter objects are bound to the event loop they first run on, so the registry keeps one
-set of buckets per loop (a ``WeakKeyDictionary`` keyed by the loop).  Buckets are keyed by the
-SHA-256 hex digest of the token; the token itself is never stored.
+One bucket per process, whatever the loops and threads
+------------------------------------------------------
+aiolimiter's ``AsyncLimiter`` is bound to the event loop it first runs on (reused on another
+loop it warns and drops the waiters), so it cannot be the process-wide bucket by itself.  Each
+token's :class:`AiolimiterLimiter` is therefore a **gate** shared by the whole process - a
+``threading.Lock`` around the time (``time.monotonic``) of the last release and the interval
+in force - in front of one fixed-rate aiolimiter bucket per loop:
+
+* a task first queues in its loop's FIFO (an ``asyncio.Lock``), so one task per loop asks the
+  gate; it passes when ``interval`` has gone by since the last release from *any* loop or
+  thread, and the release is stamped when it happens (a late wake-up lowers the rate, it
+  never bunches calls); otherwise it sleeps on its own loop until then.  A rate change wakes
+  the sleepers of every loop (``call_soon_threadsafe``) so they re-check at the new spacing;
+* then it takes the loop's aiolimiter bucket, ``AsyncLimiter(1, 1 / limit)`` through its
+  public API (never re-tuned): a hard per-loop ceiling at the configured rate without the
+  margin.  The gate's spacing is always wider, so this never waits in practice.
+
+Three threads each running a loop with the same token therefore share 20 calls/s, instead of
+sending 20 each.  Buckets are keyed by the SHA-256 hex digest of the token; the token itself
+is never stored.  To share one token between *processes or hosts*, use the Redis limiter
+(:mod:`tower_async.ratelimit_redis`).
 """
 
 from __future__ import annotations
@@ -95,6 +112,7 @@ import contextlib
 import hashlib
 import logging
 import math
+import threading
 import time
 import weakref
 from collections import deque
@@ -335,24 +353,59 @@ class UnlimitedLimiter(_ContextManagerMixin):
 _UNLIMITED = UnlimitedLimiter()
 
 
-class AiolimiterLimiter(_ContextManagerMixin):
-    """A capacity-1 aiolimiter bucket that spaces calls ``(1 s + margin) / rate`` apart.
+class _LoopPart:
+    """What one event loop needs of a shared bucket: its FIFO of waiters and its aiolimiter
+    bucket (both bound to the loop)."""
 
-    See the module docstring for why this shape.  ``key`` is only used in ``repr`` and logs (a
-    prefix of it); pass a digest, never a token.  With an :class:`AdaptiveRate` controller
-    (``adaptive=``), :meth:`on_throttled` and :meth:`on_success` move the rate between the
-    controller's floor and ``limit``; without one they do nothing.
+    __slots__ = ("bucket", "queue")
+
+    def __init__(self, ceiling_interval: float) -> None:
+        self.queue = asyncio.Lock()  # FIFO; a cancelled waiter leaves the queue as it was
+        self.bucket = AsyncLimiter(1, ceiling_interval)
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class AiolimiterLimiter(_ContextManagerMixin):
+    """One token's bucket for the whole process: any thread, any event loop.
+
+    A call passes three stages (see the module docstring):
+
+    1. the event loop's FIFO queue (an ``asyncio.Lock``): one task per loop at the gate;
+    2. the **gate**, shared by every loop and thread of the process: a lock-protected
+       "earliest next release" (``time.monotonic``).  A call passes when ``interval`` has
+       gone by since the previous release *from any loop*, and the release is stamped when it
+       happens, so a late wake-up can only lower the rate, never bunch calls.  The gate
+       carries the rate in force (lowered by the adaptive controller or by :meth:`tighten`);
+       a change re-arms the waiters of every loop;
+    3. a fixed-rate aiolimiter bucket per loop at the configured ``limit`` without the margin
+       (``AsyncLimiter(1, 1 / limit)``, public API only, never re-tuned): a hard per-loop
+       ceiling behind the gate.  The gate's spacing is always wider, so it never waits.
+
+    ``key`` is only used in ``repr`` and logs (a prefix of it); pass a digest, never a token.
+    With an :class:`AdaptiveRate` controller (``adaptive=``), :meth:`on_throttled` and
+    :meth:`on_success` move the rate between the controller's floor and ``limit``; without
+    one they do nothing.  ``released`` counts the calls let through.  ``clock`` (seconds,
+    monotonic, the same in every thread) times the gate; tests pass a fake one.
     """
 
     __slots__ = (
         "_adaptive",
-        "_bucket",
+        "_clock",
+        "_guard",
         "_interval",
+        "_last",
         "_limit",
         "_margin",
+        "_parts",
         "_rate",
+        "_sleepers",
         "_waiting",
         "key",
+        "released",
     )
 
     def __init__(
@@ -362,17 +415,25 @@ class AiolimiterLimiter(_ContextManagerMixin):
         margin: float = DEFAULT_MARGIN,
         key: str = "",
         adaptive: AdaptiveRate | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         _check_rate(rate)
         if not (margin >= 0 and math.isfinite(margin)):
             raise ValueError(f"margin must be a finite number >= 0, not {margin!r}")
         self.key = key
+        self._clock = clock
         self._margin = margin
         self._limit = float(rate)
         self._rate = float(rate)
         self._interval = (1.0 + margin) / self._rate
-        self._bucket = AsyncLimiter(1, self._interval)
+        self._guard = threading.Lock()  # every field below, from any thread
+        self._last = -math.inf  # clock() of the last release
+        self._sleepers: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
+        self._parts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPart] = (
+            weakref.WeakKeyDictionary()
+        )
         self._waiting = 0
+        self.released = 0
         self._adaptive: AdaptiveRate | None = None
         if adaptive is not None:
             self.adapt(adaptive)
@@ -389,7 +450,7 @@ class AiolimiterLimiter(_ContextManagerMixin):
 
     @property
     def interval(self) -> float:
-        """Minimum seconds between two releases."""
+        """Minimum seconds between two releases (process-wide)."""
         return self._interval
 
     @property
@@ -397,53 +458,95 @@ class AiolimiterLimiter(_ContextManagerMixin):
         """The controller that adapts the rate, or ``None``."""
         return self._adaptive
 
+    @property
+    def waiting(self) -> int:
+        """Callers inside :meth:`acquire` now, over every loop and thread."""
+        return self._waiting
+
     def adapt(self, controller: AdaptiveRate | None = None) -> AdaptiveRate:
         """Turn adaptation on (a no-op when it is on already); returns the controller."""
-        if self._adaptive is None:
-            if controller is None:
-                controller = AdaptiveRate(self._limit)
-            controller.set_limit(self._limit)
-            self._adaptive = controller
-            if controller.rate < self._rate:
-                self._set_rate(controller.rate)
-        return self._adaptive
+        with self._guard:
+            if self._adaptive is None:
+                if controller is None:
+                    controller = AdaptiveRate(self._limit)
+                controller.set_limit(self._limit)
+                self._adaptive = controller
+            adaptive, rate = self._adaptive, self._adaptive.rate
+        if rate < self._rate:
+            self._set_rate(rate)
+        return adaptive
 
     async def acquire(self) -> None:
-        # The bucket may be swapped for a slower one by tighten() while we wait; a caller
-        # released by the old bucket then queues on the new one so the new spacing holds.
-        self._waiting += 1
+        loop = asyncio.get_running_loop()
+        part = self._parts.get(loop) or self._part_for(loop)
+        with self._guard:
+            self._waiting += 1
         try:
-            for _ in range(8):
-                bucket = self._bucket
-                await bucket.acquire()
-                if bucket is self._bucket:
-                    return
-            await self._bucket.acquire()  # pragma: no cover - needs 8 swaps during one wait
+            async with part.queue:
+                await self._pass_gate(loop)
+                await part.bucket.acquire()
         finally:
-            self._waiting -= 1
+            with self._guard:
+                self._waiting -= 1
+
+    def _part_for(self, loop: asyncio.AbstractEventLoop) -> _LoopPart:
+        with self._guard:
+            part = self._parts.get(loop)
+            if part is None:
+                # a part refers to its loop, so the weak keys alone would never let go
+                for closed in [old for old in self._parts if old.is_closed()]:
+                    del self._parts[closed]
+                part = self._parts[loop] = _LoopPart(1.0 / self._limit)
+            return part
+
+    def _try_pass(self) -> float:
+        """Release one call now (returns 0.0) or say how many seconds to wait."""
+        with self._guard:
+            now = self._clock()
+            wait = self._last + self._interval - now
+            if wait > 0:
+                return wait
+            self._last = now
+            self.released += 1
+            return 0.0
+
+    async def _pass_gate(self, loop: asyncio.AbstractEventLoop) -> None:
+        while (delay := self._try_pass()) > 0:
+            fut: asyncio.Future[None] = loop.create_future()
+            handle = loop.call_later(delay, _wake, fut)
+            entry = (loop, fut)
+            with self._guard:
+                self._sleepers.add(entry)
+            try:
+                await fut  # a cancellation leaves the gate as it was: nothing was released
+            finally:
+                handle.cancel()
+                with self._guard:
+                    self._sleepers.discard(entry)
 
     def tighten(self, rate: float) -> None:
         """Lower the configured rate (never raises it).  Used when two sessions ask for
         different rates for the same token: the stricter one wins, since the server's limit is
-        per token."""
+        per token.  Buckets already made for a loop keep their (higher) ceiling; the gate
+        enforces the new one."""
         _check_rate(rate)
-        if rate >= self._limit:
-            return
-        self._limit = float(rate)
-        if self._adaptive is not None:
-            self._adaptive.set_limit(rate)
+        with self._guard:
+            if rate >= self._limit:
+                return
+            self._limit = float(rate)
+            if self._adaptive is not None:
+                self._adaptive.set_limit(rate)
         if rate < self._rate:
-            self._rate = float(rate)
-            self._interval = (1.0 + self._margin) / self._rate
-            self._bucket = AsyncLimiter(1, self._interval)
+            self._set_rate(rate)
 
     # -- RateFeedback ----------------------------------------------------------------------
 
     def on_throttled(self, retry_after: float | None = None) -> None:
         if self._adaptive is None:
             return
-        old = self._rate
-        new = self._adaptive.throttled(retry_after, saturated=self._waiting > 0)
+        with self._guard:
+            old = self._rate
+            new = self._adaptive.throttled(retry_after, saturated=self._waiting > 0)
         if new is not None:
             self._set_rate(new)
             logger.info(
@@ -457,8 +560,9 @@ class AiolimiterLimiter(_ContextManagerMixin):
     def on_success(self) -> None:
         if self._adaptive is None:
             return
-        old = self._rate
-        new = self._adaptive.succeeded()
+        with self._guard:
+            old = self._rate
+            new = self._adaptive.succeeded()
         if new is not None:
             self._set_rate(new)
             logger.info(
@@ -472,28 +576,18 @@ class AiolimiterLimiter(_ContextManagerMixin):
             )
 
     def _set_rate(self, rate: float) -> None:
-        """Change the rate of the live bucket, keeping its level.
+        """Change the gate's rate and re-arm every waiter (on any loop) at the new spacing.
 
-        A fresh bucket would start empty and admit a call at once, however recently the old
-        one released its last: every change would risk one call too many in a window.  So the
-        running aiolimiter bucket is re-tuned in place (``time_period`` and the leak rate it
-        derives from it, then its waker is re-armed); if a future aiolimiter lacks those
-        attributes, fall back to swapping buckets.
+        The time of the last release is kept, so a change never admits an extra call: the
+        next release is ``interval`` (the new one) after the last, whichever loop made it.
         """
-        self._rate = float(rate)
-        self._interval = interval = (1.0 + self._margin) / self._rate
-        bucket = self._bucket
-        if hasattr(bucket, "_rate_per_sec"):
-            # drain the level at the old rate up to now (no running loop: nothing to drain)
-            with contextlib.suppress(RuntimeError):
-                bucket.has_capacity()
-            bucket.time_period = interval
-            bucket._rate_per_sec = 1.0 / interval
-            wake = getattr(bucket, "_wake_next", None)
-            if wake is not None:
-                wake()  # re-arm the timer of the first waiter at the new rate
-        else:  # pragma: no cover - depends on aiolimiter's internals
-            self._bucket = AsyncLimiter(1, interval)
+        with self._guard:
+            self._rate = float(rate)
+            self._interval = (1.0 + self._margin) / self._rate
+            sleepers = list(self._sleepers)
+        for loop, fut in sleepers:
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody to wake
+                loop.call_soon_threadsafe(_wake, fut)
 
     def __repr__(self) -> str:
         short = self.key[:12] + "..." if self.key else "-"
@@ -515,26 +609,18 @@ def token_key(token: str | None) -> str:
 
 
 class LimiterRegistry:
-    """Buckets per (event loop, token digest).
+    """One bucket per token digest, for every event loop and thread of the process.
 
     The process-wide instance behind :func:`get_limiter`; tests can make their own.
     """
 
     def __init__(self, *, margin: float = DEFAULT_MARGIN) -> None:
         self._margin = margin
-        self._by_loop: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[str, AiolimiterLimiter]
-        ] = weakref.WeakKeyDictionary()
+        self._guard = threading.Lock()
+        self._buckets: dict[str, AiolimiterLimiter] = {}
 
-    def get(
-        self,
-        token: str | None,
-        rate: float | None,
-        *,
-        adaptive: bool = True,
-        loop: asyncio.AbstractEventLoop | None = None,
-    ) -> Limiter:
-        """The shared limiter for ``token`` on ``loop`` (default: the running loop).
+    def get(self, token: str | None, rate: float | None, *, adaptive: bool = True) -> Limiter:
+        """The shared limiter for ``token``, usable from any loop or thread.
 
         ``rate`` is calls per second; ``None`` or ``0`` means no limiting.  If the bucket for
         this token already exists with a higher rate, it is lowered to ``rate``.  ``adaptive``
@@ -545,16 +631,13 @@ class LimiterRegistry:
         if rate is None or rate == 0:
             return _UNLIMITED
         _check_rate(rate)
-        if loop is None:
-            loop = asyncio.get_running_loop()
-        buckets = self._by_loop.get(loop)
-        if buckets is None:
-            buckets = self._by_loop[loop] = {}
         key = token_key(token)
-        limiter = buckets.get(key)
-        if limiter is None:
-            limiter = buckets[key] = AiolimiterLimiter(rate, margin=self._margin, key=key)
-        elif rate < limiter.limit:
+        with self._guard:
+            limiter = self._buckets.get(key)
+            if limiter is None:
+                limiter = self._buckets[key] = AiolimiterLimiter(rate, margin=self._margin, key=key)
+                rate = limiter.limit
+        if rate < limiter.limit:
             logger.info(
                 "lowering the rate limit of bucket %s... from %g/s to %g/s",
                 key[:12],
@@ -568,22 +651,16 @@ class LimiterRegistry:
 
     def clear(self) -> None:
         """Forget every bucket (tests)."""
-        self._by_loop.clear()
+        with self._guard:
+            self._buckets.clear()
 
     def __repr__(self) -> str:
-        loops = list(self._by_loop.values())
-        return f"<LimiterRegistry loops={len(loops)} buckets={sum(len(b) for b in loops)}>"
+        return f"<LimiterRegistry buckets={len(self._buckets)}>"
 
 
 _REGISTRY = LimiterRegistry()
 
 
-def get_limiter(
-    token: str | None,
-    rate: float | None,
-    *,
-    adaptive: bool = True,
-    loop: asyncio.AbstractEventLoop | None = None,
-) -> Limiter:
-    """The process-wide limiter for ``token`` on ``loop``; see :meth:`LimiterRegistry.get`."""
-    return _REGISTRY.get(token, rate, adaptive=adaptive, loop=loop)
+def get_limiter(token: str | None, rate: float | None, *, adaptive: bool = True) -> Limiter:
+    """The process-wide limiter for ``token``; see :meth:`LimiterRegistry.get`."""
+    return _REGISTRY.get(token, rate, adaptive=adaptive)

@@ -198,6 +198,24 @@ def _env_proxy(url: str) -> str | None:
     return urllib.request.getproxies().get(parts.scheme)
 
 
+def _limiter_option(
+    limiter: Limiter | str | None, rate_limit: float | None, adaptive_rate: bool
+) -> tuple[Limiter | None, str | None]:
+    """``limiter=``: an object (which sets its own rate, so ``rate_limit=``/``adaptive_rate=``
+    must stay at their defaults) or a ``redis://`` URL (shared at ``rate_limit``)."""
+    if isinstance(limiter, str):
+        from .ratelimit_redis import check_redis_url
+
+        check_redis_url(limiter, where="Tower(limiter)")
+        return None, limiter
+    if limiter is not None and (rate_limit != 20.0 or adaptive_rate is not True):
+        raise ValueError(
+            "Tower(limiter=...) got a limiter object, which sets its own rate: do not also pass "
+            "rate_limit= or adaptive_rate= (a redis:// URL as limiter= uses rate_limit)"
+        )
+    return limiter, None
+
+
 def _env(name: str) -> str | None:
     value = os.environ.get(name)
     return value if value else None
@@ -218,7 +236,10 @@ class Tower:
     taken from the schema cache or downloaded once.  ``token``, ``endpoint`` and
     ``workspace`` default to ``TOWER_ACCESS_TOKEN``, ``TOWER_API_ENDPOINT`` and
     ``TOWER_WORKSPACE_ID``.  ``session`` may be an aiohttp ClientSession owned by
-    the caller (then it is not closed here).
+    the caller (then it is not closed here).  ``limiter`` is a ``redis://`` URL (a
+    bucket shared by every process using the token, at ``rate_limit``; needs the
+    ``redis`` extra) or a limiter object (which sets its own rate: do not combine it
+    with ``rate_limit=``/``adaptive_rate=``).
     """
 
     def __init__(
@@ -242,7 +263,7 @@ class Tower:
         timeout: float | aiohttp.ClientTimeout | None = None,
         retry: RetryPolicy | None = None,
         on_retry: Callable[[RetryEvent], None] | None = None,
-        limiter: Limiter | None = None,
+        limiter: Limiter | str | None = None,
         clock: Clock | None = None,
         validate_document: bool = True,
     ) -> None:
@@ -267,7 +288,9 @@ class Tower:
         self._retry = retry if retry is not None else RetryPolicy()
         self._on_retry = on_retry
         self._clock: Clock = clock if clock is not None else SystemClock()
-        self._limiter_override = limiter
+        self._limiter_override, self._limiter_url = _limiter_option(
+            limiter, rate_limit, adaptive_rate
+        )
         self._limiter: Limiter | None = None
         self._proxy = proxy
         if not verify_ssl:
@@ -333,6 +356,12 @@ class Tower:
             self._bound = _bound_for(self._spec)
             if self._limiter_override is not None:
                 self._limiter = self._limiter_override
+            elif self._limiter_url is not None:
+                from .ratelimit_redis import limiter_from_url
+
+                self._limiter = limiter_from_url(
+                    self._limiter_url, self._token, self.rate_limit, adaptive=self.adaptive_rate
+                )
             else:
                 self._limiter = get_limiter(
                     self._token, self.rate_limit, adaptive=self.adaptive_rate
@@ -350,6 +379,11 @@ class Tower:
         self._closed = True
         session, self._session = self._session, None
         self._transport = None
+        if self._limiter_url is not None:  # ours: close its Redis connections
+            limiter, self._limiter = self._limiter, None
+            aclose = getattr(limiter, "aclose", None)
+            if aclose is not None:
+                await aclose()
         if session is not None and not session.closed:
             await session.close()
 

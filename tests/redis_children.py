@@ -1,0 +1,57 @@
+"""A child process for the Redis tests: ``python -m tests.redis_children ENDPOINT WORKSPACE
+LIMITER CALLS TOKEN...``.
+
+Makes ``CALLS`` ListWorkflows calls per token through ``Tower(limiter=LIMITER)`` (a
+``redis://`` URL) and prints one JSON line: calls made, 429s the retry layer absorbed, and
+the monotonic time of every call's completion.  Exits 1 on any error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+
+from tower_async import Tower
+from tower_async.retries import RetryEvent
+
+
+async def run(endpoint: str, workspace: int, limiter: str, calls: int, tokens: list[str]) -> None:
+    throttled = 0
+    ok = 0
+
+    def on_retry(event: RetryEvent) -> None:
+        nonlocal throttled
+        throttled += event.status == 429
+
+    async def one(token: str) -> None:
+        nonlocal ok
+        async with Tower(
+            token=token,
+            endpoint=endpoint,
+            limiter=limiter,
+            cache_dir=tempfile.mkdtemp(prefix="redis-child-"),
+            validation="off",
+            on_retry=on_retry,
+        ) as tw:
+
+            async def call() -> None:
+                nonlocal ok
+                await tw.list_workflows(workspace_id=workspace, max=1)
+                ok += 1
+
+            await asyncio.gather(*(call() for _ in range(calls)))
+
+    await asyncio.wait_for(asyncio.gather(*(one(t) for t in tokens)), timeout=120)
+    print(json.dumps({"ok": ok, "throttled": throttled}), flush=True)
+
+
+def main(argv: list[str]) -> int:
+    endpoint, workspace, limiter, calls, *tokens = argv
+    asyncio.run(run(endpoint, int(workspace), limiter, int(calls), tokens))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

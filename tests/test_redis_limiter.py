@@ -1,0 +1,238 @@
+"""The Redis limiter against a real redis-server (tests/redis_server.py) and the fake Platform
+at its strict 20/s per token.  Safety invariants only: no 1 s window over the limit, no 429."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tower_async import Tower
+from tower_async.ratelimit import AiolimiterLimiter, token_key
+from tower_async.ratelimit_redis import (
+    LimiterTimeout,
+    LimiterUnavailable,
+    RedisLimiter,
+    limiter_from_url,
+)
+from tower_async.testing import FakePlatform
+
+from .redis_server import free_port
+from .test_ratelimit import assert_spaced
+
+REPO = Path(__file__).resolve().parents[1]
+LIMIT = 20
+
+
+def new_token() -> str:
+    return "eyJ0aWQiOiA0Mn0." + secrets.token_urlsafe(24)
+
+
+async def test_calls_are_spaced_across_limiter_objects(redis_url: str) -> None:
+    """Two objects (as two processes would hold) share one bucket through Redis."""
+    token = new_token()
+    a, b = RedisLimiter(redis_url, token, LIMIT), RedisLimiter(redis_url, token, LIMIT)
+    stamps: list[float] = []
+    remaining = iter(range(30))
+
+    async def worker(limiter: RedisLimiter) -> None:
+        for _ in remaining:
+            await limiter.acquire()
+            stamps.append(time.monotonic())
+
+    try:
+        work = [worker(limiter) for limiter in (a, b) for _ in range(5)]
+        await asyncio.wait_for(asyncio.gather(*work), timeout=60)
+    finally:
+        await a.aclose()
+        await b.aclose()
+    assert len(stamps) == 30
+    assert_spaced(stamps, LIMIT)
+
+
+async def test_keyed_by_the_hash_of_the_token_never_the_token(redis_url: str) -> None:
+    from redis.asyncio import Redis
+
+    token = new_token()
+    limiter = RedisLimiter(redis_url, token, LIMIT)
+    await limiter.acquire()
+    await limiter.aclose()
+    client = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        keys = await client.keys("tower-async:rl:*")
+        values = [str(await client.hgetall(k)) for k in keys if not k.endswith(":ok")]
+    finally:
+        await client.aclose()
+    assert f"tower-async:rl:{token_key(token)}" in keys
+    for text in [*keys, *values, repr(limiter)]:
+        assert token not in text and token[:20] not in text
+
+
+async def test_a_429_seen_by_one_worker_slows_all(redis_url: str) -> None:
+    token = new_token()
+    one, other = RedisLimiter(redis_url, token, LIMIT), RedisLimiter(redis_url, token, LIMIT)
+    try:
+        await one.acquire()
+        await other.acquire()
+        await asyncio.sleep(0.2)  # nobody queued: not saturated, so the cut is x 0.7
+        one.on_throttled(0.0)
+        for _ in range(500):  # the report is a background task: bounded wait for it
+            if not one._reports:
+                break
+            await asyncio.sleep(0.01)
+        assert one.rate == pytest.approx(14)
+        one.on_throttled(0.0)  # the same window: no second cut
+        await other.acquire()
+        assert other.rate == pytest.approx(14)  # learnt from Redis, not from its own 429
+        t0 = time.monotonic()
+        await other.acquire()
+        assert time.monotonic() - t0 >= 0.95 * 1.02 / 14  # and spaced at the lower rate
+    finally:
+        await one.aclose()
+        await other.aclose()
+
+
+async def test_successes_raise_the_shared_rate_back(redis_url: str) -> None:
+    """Recovery runs in Redis: after recover_after (3 s) of successes the rate rises."""
+    token = new_token()
+    limiter = RedisLimiter(redis_url, token, 4)
+    try:
+        await limiter.acquire()
+        limiter.on_throttled()
+        for _ in range(500):
+            if not limiter._reports:
+                break
+            await asyncio.sleep(0.01)
+        cut = limiter.rate
+        assert cut < 4
+        deadline = time.monotonic() + 20  # bounded: 3 s of successes are enough
+        while limiter.rate <= cut and time.monotonic() < deadline:
+            limiter.on_success()
+            await limiter.acquire()
+        assert limiter.rate == pytest.approx(cut + 0.05 * 4)
+    finally:
+        await limiter.aclose()
+
+
+async def test_unreachable_redis_fails_clearly_not_a_hang() -> None:
+    token = new_token()
+    url = f"redis://user:hunter2@127.0.0.1:{free_port()}/0"
+    limiter = RedisLimiter(url, token, LIMIT, timeout=1.0)
+    with pytest.raises(LimiterUnavailable) as info:
+        await asyncio.wait_for(limiter.acquire(), timeout=10)
+    text = str(info.value)
+    assert "127.0.0.1" in text and "unavailable" in text
+    assert token not in text and "hunter2" not in text
+    await limiter.aclose()
+
+
+async def test_unreachable_redis_can_fall_back_to_the_local_bucket(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="tower_async.ratelimit")
+    token = new_token()
+    url = f"redis://127.0.0.1:{free_port()}/0?on_unavailable=local&timeout=1"
+    limiter = limiter_from_url(url, token, LIMIT)
+    assert isinstance(limiter, RedisLimiter) and limiter.on_unavailable == "local"
+    await asyncio.wait_for(limiter.acquire(), timeout=10)
+    await asyncio.wait_for(limiter.acquire(), timeout=10)  # local bucket, no new warning
+    assert isinstance(limiter._local, AiolimiterLimiter) and limiter._local.released >= 2
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "own bucket" in warnings[0].getMessage() and token not in warnings[0].getMessage()
+    await limiter.aclose()
+
+
+async def test_waits_are_bounded(redis_url: str) -> None:
+    token = new_token()
+    limiter = RedisLimiter(redis_url, token, 0.5, max_wait=0.5)  # turns 2 s apart
+    try:
+        await limiter.acquire()
+        with pytest.raises(LimiterTimeout, match=r"no turn within 0\.5s"):
+            await asyncio.wait_for(limiter.acquire(), timeout=10)
+    finally:
+        await limiter.aclose()
+
+
+async def test_cancelling_a_waiter_propagates_and_leaves_the_bucket_working(
+    redis_url: str,
+) -> None:
+    token = new_token()
+    limiter = RedisLimiter(redis_url, token, 2)  # 510 ms apart
+    try:
+        await limiter.acquire()
+        waiter = asyncio.create_task(limiter.acquire())
+        await asyncio.sleep(0.1)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert limiter._waiting == 0
+        stamps = []
+        for _ in range(2):
+            await asyncio.wait_for(limiter.acquire(), timeout=10)
+            stamps.append(time.monotonic())
+        assert stamps[1] - stamps[0] >= 0.95 * 1.02 / 2
+    finally:
+        await limiter.aclose()
+
+
+def test_bad_limiter_options_fail_before_any_request() -> None:
+    with pytest.raises(ValueError, match=r"Tower\(limiter\).*not a Redis URL"):
+        Tower(token="t", limiter="http://example.org")
+    with pytest.raises(ValueError, match="sets its own rate"):
+        Tower(token="t", limiter=AiolimiterLimiter(5), rate_limit=5)
+    with pytest.raises(ValueError, match="sets its own rate"):
+        Tower(token="t", limiter=AiolimiterLimiter(5), adaptive_rate=False)
+    with pytest.raises(ValueError, match="on_unavailable"):
+        limiter_from_url("redis://127.0.0.1/0?on_unavailable=maybe", "t", 20)
+    with pytest.raises(ValueError, match="on_unavailable"):
+        RedisLimiter("redis://127.0.0.1/0", "t", 20, on_unavailable="never")  # type: ignore[arg-type]
+
+
+async def test_tower_accepts_a_redis_url(redis_url: str, tmp_path: Path) -> None:
+    async with FakePlatform(rate_limit=LIMIT) as fake:
+        ws = fake.workspace_id("my-org", "production")
+        async with Tower(
+            token=fake.token, endpoint=fake.url, cache_dir=tmp_path, limiter=redis_url
+        ) as tw:
+            assert isinstance(tw._limiter, RedisLimiter)
+            await asyncio.gather(*(tw.list_workflows(workspace_id=ws, max=1) for _ in range(25)))
+        assert tw._limiter is None  # closed with the session
+        stats = fake.stats()
+    assert stats.accepted >= 25 and stats.rejected == 0 and stats.max_window_count <= LIMIT
+
+
+async def test_four_processes_share_one_token_through_redis(redis_url: str, tmp_path: Path) -> None:
+    """Issue 14: 4 processes, one token, the fake at a strict 20/s: no 429, no window > 20."""
+    async with FakePlatform(rate_limit=LIMIT) as fake:
+        ws = fake.workspace_id("my-org", "production")
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        args = [fake.url, str(ws), redis_url, "20", fake.token]
+        children = [
+            await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "tests.redis_children", *args,
+                cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE,
+            )
+            for _ in range(4)
+        ]  # fmt: skip
+        try:
+            outs = await asyncio.wait_for(
+                asyncio.gather(*(c.communicate() for c in children)), timeout=120
+            )
+        finally:
+            for child in children:
+                if child.returncode is None:
+                    child.kill()
+        stats = fake.stats()
+    assert [c.returncode for c in children] == [0, 0, 0, 0]
+    reports = [json.loads(out) for out, _ in outs]
+    assert sum(r["ok"] for r in reports) == 80
+    assert stats.rejected == 0 and sum(r["throttled"] for r in reports) == 0
+    assert stats.max_window_count <= LIMIT
