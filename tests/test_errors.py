@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -51,16 +50,10 @@ def closed_port() -> int:
 
 
 @pytest.fixture
-async def tw(fake: FakePlatform, tmp_path: Path) -> AsyncIterator[Tower]:
-    async with Tower(
-        token=fake.token,
-        endpoint=fake.url,
-        workspace="my-org/production",
-        cache_dir=tmp_path / "cache",
-        rate_limit=None,
-        retry=NO_RETRY,
-    ) as session:
-        yield session
+def tw(tw: Tower) -> Tower:
+    """conftest's session on the fake, without retries: every fault reaches the caller."""
+    tw._retry = NO_RETRY
+    return tw
 
 
 @pytest.mark.parametrize(

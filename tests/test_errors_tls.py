@@ -21,7 +21,7 @@ from aiohttp import web
 
 from tower_async import CertificateError, ConnectError, Tower, TransportError
 
-from .tiny_server import TINY_SPEC, TOKEN
+from .tiny_server import TINY_SPEC, TOKEN, serve_app
 
 
 def make_certificate(folder: Path) -> tuple[Path, Path]:
@@ -72,15 +72,8 @@ async def https(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
     app.router.add_get("/service-info", service_info)
     app.router.add_get("/openapi/seqera-api-latest.yml", document)
     app.router.add_get("/ping", ping)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"https://127.0.0.1:{port}", cert
-    finally:
-        await runner.cleanup()
+    async with serve_app(app, ssl=context) as url:
+        yield url, cert
 
 
 async def test_untrusted_certificate_says_how_to_trust_its_ca(
