@@ -51,8 +51,8 @@ __all__ = [
 
 http_log = logging.getLogger("tower_async.http")
 MASK = "***"
-# query parameter names that look like they carry a secret
-SECRET_NAME = re.compile(r"token|passw|secret|key|auth|credential|signature", re.IGNORECASE)
+# query parameter names that look like they carry a secret (a page token does not)
+SECRET_NAME = re.compile(r"(?<!page)token|passw|secret|key|auth|credential", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
