@@ -28,6 +28,7 @@ from tower_async.observe import redact_url
 from tower_async.retries import RetryPolicy
 from tower_async.testing import FakePlatform
 
+from .conftest import session_on
 from .tiny_server import TINY_SPEC, TOKEN, Tiny, tiny_server
 
 HTTP_LOG = "tower_async.http"
@@ -166,15 +167,8 @@ class RequestsTotal:
 
 async def test_a_prometheus_style_counter_on_the_hooks(fake: FakePlatform, tmp_path: Path) -> None:
     metrics = RequestsTotal()
-    async with Tower(
-        token=fake.token,
-        endpoint=fake.url,
-        workspace="my-org/production",
-        cache_dir=tmp_path,
-        rate_limit=None,
-        on_request=metrics.on_request,
-        on_response=metrics.on_response,
-    ) as tw:
+    hooks = {"on_request": metrics.on_request, "on_response": metrics.on_response}
+    async with session_on(fake, tmp_path, **hooks) as tw:
         fake.faults.burst("ListWorkflows", status=503, count=2)
         await tw.list_workflows(max=1)
         with pytest.raises(NotFound):
@@ -205,13 +199,10 @@ async def test_the_bucket_wait_is_measured(
     fake: FakePlatform, tmp_path: Path, http_log: pytest.LogCaptureFixture
 ) -> None:
     responses: list[ResponseEvent] = []
-    async with Tower(
-        token=fake.token,
-        endpoint=fake.url,
-        workspace=fake.workspace_id("my-org", "production"),
-        cache_dir=tmp_path,
-        limiter=SlowBucket(),
-        on_response=responses.append,
+    ws = fake.workspace_id("my-org", "production")
+    bucket = SlowBucket()
+    async with session_on(
+        fake, tmp_path, workspace=ws, limiter=bucket, on_response=responses.append
     ) as tw:
         http_log.clear()
         await tw.list_workflows(max=1)
