@@ -102,15 +102,16 @@ class OtelTracer:
     ) -> None:
         span, token = handle
         try:
+            # one set_attributes call: the SDK takes its lock and cleans values per call
+            attributes: dict[str, Any] = {"tower.ratelimit.wait_seconds": waited}
             if status is not None:
-                span.set_attribute("http.response.status_code", status)
+                attributes["http.response.status_code"] = status
             if attempts > 1:
-                span.set_attribute("http.request.resend_count", attempts - 1)
-            span.set_attribute("tower.ratelimit.wait_seconds", waited)
+                attributes["http.request.resend_count"] = attempts - 1
             if error is not None:
-                kind = error_type(error)
-                span.set_attribute("error.type", kind)
+                kind = attributes["error.type"] = error_type(error)
                 span.set_status(Status(StatusCode.ERROR, kind))
+            span.set_attributes(attributes)
             span.end()
         finally:
             otel_context.detach(token)
