@@ -21,6 +21,7 @@ from tower_async import (
     ResponseEvent,
     ResponseValidationError,
     Tower,
+    TowerError,
     TransportError,
 )
 from tower_async import observe as observe_module
@@ -252,3 +253,37 @@ async def test_raw_keeps_validation(tw: Tower, fake: FakePlatform) -> None:
     fake.faults.add("ListWorkflows", "drift", drift=("enum",), count=1)
     with pytest.raises(ResponseValidationError, match="ListWorkflows"):
         await tw.list_workflows.raw(max=5, validation="strict")
+
+
+def test_tracing_without_opentelemetry_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "opentelemetry", None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "tower_async.tracing", raising=False)
+    with pytest.raises(TowerError, match=r"pip install 'tower-async\[otel\]'"):
+        Tower(token="t", tracing=True)
+
+
+async def test_a_cancelled_attempt_still_reaches_on_response(
+    fake: FakePlatform, tmp_path: Path
+) -> None:
+    metrics = RequestsTotal()
+    sent = asyncio.Event()
+
+    def on_request(event: RequestEvent) -> None:
+        metrics.on_request(event)
+        sent.set()
+
+    hooks = {"on_request": on_request, "on_response": metrics.on_response}
+    async with session_on(fake, tmp_path, **hooks) as tw:
+        fake.faults.add("ListWorkflows", "latency", delay=1.0, count=1)
+        call = asyncio.create_task(tw.list_workflows(max=1))
+        await asyncio.wait_for(sent.wait(), 10)
+        await asyncio.sleep(0.05)  # the request is on the wire
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+    assert metrics.in_flight == 0
+    assert metrics.total[("ListWorkflows", "CancelledError")] == 1

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote
 
-from .errors import ApiError, TransportError
+from .errors import ApiError, TowerError
 
 if TYPE_CHECKING:
     from .operations import Operation
@@ -78,7 +78,7 @@ class ResponseEvent:
     elapsed: float  # seconds from sending to the response (body read unless streamed)
     bytes: int | None  # body size (Content-Length of a streamed body, when known)
     waited: float
-    error: str | None = None  # the TransportError class name for a failed exchange
+    error: str | None = None  # for a failed exchange: ConnectError, Timeout, CancelledError...
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +235,7 @@ class CallObserver:
             started = time.perf_counter()
             try:
                 raw = await send()
-            except TransportError as exc:
+            except BaseException as exc:  # a TransportError, or cancelled while in flight
                 self.sent(None, exc, time.perf_counter() - started)
                 raise
             self.sent(raw, None, time.perf_counter() - started)
@@ -295,8 +295,12 @@ class Observability:
         self.on_retry = on_retry
         self.tracer: Tracer | None = None
         if tracing:
-            from .tracing import OtelTracer  # imports opentelemetry, only now
-
+            try:
+                from .tracing import OtelTracer  # imports opentelemetry, only now
+            except ImportError as exc:
+                raise TowerError(
+                    "tracing=True needs OpenTelemetry: pip install 'tower-async[otel]'"
+                ) from exc
             self.tracer = OtelTracer(endpoint)
         # something needs an observer on every call, whatever the log level
         self.always = bool(on_request or on_response or self.tracer)
