@@ -235,3 +235,20 @@ def test_opentelemetry_is_not_imported_when_tracing_is_off(tmp_path: Path) -> No
         cwd=REPO,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+async def test_bulk_launch_is_one_span_with_an_event_per_item(
+    traced: Tower, spans: InMemorySpanExporter
+) -> None:
+    from tower_async.orchestration import LaunchSpec
+
+    items = [LaunchSpec("nf-core/rnaseq", run_name=f"b{i}", params={"i": i}) for i in range(3)]
+    outcomes = [o async for o in traced.bulk_launch(items, concurrency=2)]
+    assert sorted(o.status for o in outcomes) == ["launched"] * 3
+    (span,) = named(spans, "bulk_launch")
+    events = [e.attributes or {} for e in span.events if e.name == "launch"]
+    assert sorted(e["tower.bulk.index"] for e in events) == [0, 1, 2]
+    assert {e["tower.workflow_id"] for e in events} == {o.workflow_id for o in outcomes}
+    launches = named(spans, "CreateWorkflowLaunch")
+    assert len(launches) == 3
+    assert all(s.parent is not None and s.parent.span_id == span.context.span_id for s in launches)
