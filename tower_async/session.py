@@ -426,7 +426,7 @@ class Tower:
             raise SpecError(
                 f"cannot tell the API version of {self.endpoint} from /service-info ({exc}); "
                 "pass spec= (a path, URL or mapping)"
-            ) from None
+            ) from exc
         if self._document_url is not None:
             hit = self._cache.get_by_version(self.endpoint, api_version)
             if hit is not None:
