@@ -192,3 +192,22 @@ async def test_positional_arguments_say_keyword_only(tw: Tower, fake: FakePlatfo
     with pytest.raises(RequestValidationError, match="keyword"):
         tw.list_workflows.pages(5)
     assert sent == []
+
+
+def test_response_errors_are_not_chained_since_they_hold_the_request_headers() -> None:
+    from multidict import CIMultiDict, CIMultiDictProxy
+    from yarl import URL
+
+    from tower_async._neterrors import cause_of, transport_error
+
+    headers = CIMultiDictProxy(CIMultiDict({"Authorization": f"Bearer {TOKEN}"}))
+    url = URL("https://example.org/workflow")
+    info = aiohttp.RequestInfo(url, "GET", headers, url)
+    exc = aiohttp.TooManyRedirects(info, (), status=302, message="Found")
+    assert TOKEN in repr(exc)  # why: aiohttp's repr shows the request headers
+    err = transport_error(exc, "ListWorkflows", "GET", str(url) + "?max=1")
+    assert type(err) is TransportError and cause_of(exc) is None
+    assert TOKEN not in str(err) and TOKEN not in repr(err)
+    assert err.url == str(url)  # without the query
+    dropped = aiohttp.ServerDisconnectedError()
+    assert cause_of(dropped) is dropped
