@@ -115,6 +115,18 @@ async def test_sensitive_query_values_are_masked(
     assert {("pin", "4711-secret"), ("apiKey", "k-9-secret")} <= set(tiny.seen[-1].query)
 
 
+async def test_an_error_message_masks_them_too(tiny: Tiny, tmp_path: Path) -> None:
+    tiny.fail_next.append(404)
+    async with Tower(
+        spec=sensitive_spec(), token=TOKEN, endpoint=tiny.url, cache_dir=tmp_path
+    ) as tw:
+        with pytest.raises(NotFound) as info:
+            await tw.list_items(pin="4711-secret", max=3)
+    err = info.value
+    assert "4711-secret" not in str(err) and "4711-secret" not in err.url
+    assert "pin=***" in str(err) and err.url == f"{tiny.url}/items?max=3&pin=***"
+
+
 def test_redact_url_masks_names_that_look_secret() -> None:
     url = "https://h/x?nextPageToken=p1&accessToken=zz&api_key=1&search=a%3Db&pin=9&ws=3"
     assert redact_url(url, frozenset({"pin"})) == (

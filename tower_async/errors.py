@@ -239,6 +239,11 @@ class ApiError(TowerError):
         self.hint = hint
         self.args = (f"{self.args[0]} ({hint})", *self.args[1:])
 
+    def mask_url(self, url: str) -> None:
+        """Show ``url`` (the same URL with secret query values masked) instead."""
+        self.args = (str(self.args[0]).replace(self.url, url, 1), *self.args[1:])
+        self.url = url
+
     @property
     def may_have_been_processed(self) -> bool:
         """Whether the server may have acted on the request despite the error.

@@ -28,8 +28,16 @@ import orjson
 
 from . import __version__
 from ._neterrors import cause_of, transport_error
-from .errors import ArgumentError, Forbidden, MissingToken, SpecError, TowerError
-from .observe import CallObserver, Observability, RawResult, RequestEvent, ResponseEvent
+from .errors import ApiError, ArgumentError, Forbidden, MissingToken, SpecError, TowerError
+from .observe import (
+    CallObserver,
+    Observability,
+    RawResult,
+    RequestEvent,
+    ResponseEvent,
+    redact_url,
+    sensitive_parameters,
+)
 from .operations import Operation, OperationMap, bind_operations
 from .ratelimit import Limiter, get_limiter
 from .retries import (
@@ -635,8 +643,10 @@ class Tower:
     ) -> Any:
         try:
             data = parse_response(op, request, raw)
-        except Forbidden as exc:
-            if not self._token:
+        except ApiError as exc:
+            if "?" in exc.url:  # no secret query value in the message (tower_async.observe)
+                exc.mask_url(redact_url(exc.url, sensitive_parameters(op)))
+            if isinstance(exc, Forbidden) and not self._token:
                 exc.add_hint("the session has no access token: set TOWER_ACCESS_TOKEN or token=")
             raise
         if mode != "off" and raw.stream is None and data is not None:
