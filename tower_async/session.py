@@ -248,7 +248,13 @@ class Tower:
     taken from the schema cache or downloaded once.  ``token``, ``endpoint`` and
     ``workspace`` default to ``TOWER_ACCESS_TOKEN``, ``TOWER_API_ENDPOINT`` and
     ``TOWER_WORKSPACE_ID``.  ``session`` may be an aiohttp ClientSession owned by
-    the caller (then it is not closed here).
+    the caller (then it is not closed here).  Without a token ``open()`` raises
+    ``MissingToken``; ``token=""`` opens for anonymous calls only.
+
+    Observability (:mod:`tower_async.observe`): ``on_request`` / ``on_response`` get a
+    ``RequestEvent`` / ``ResponseEvent`` per attempt (metrics), ``on_retry`` a ``RetryEvent``
+    per retry; ``tracing=True`` makes OpenTelemetry spans (extra ``otel``); DEBUG on
+    ``tower_async.http`` logs one redacted line per attempt.
     """
 
     def __init__(
