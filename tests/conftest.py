@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,16 +66,17 @@ async def fake() -> AsyncIterator[FakePlatform]:
     assert not platform.errors, f"the fake Platform answered 500 on bugs: {platform.errors!r}"
 
 
+def session_on(fake: FakePlatform, cache_dir: Path, **options: Any) -> Tower:
+    """A Tower on ``fake`` with its token, in ``my-org/production`` (resolved by name),
+    without a rate limit; ``options`` are more Tower() arguments or replace those."""
+    options = {"workspace": "my-org/production", "rate_limit": None, **options}
+    return Tower(token=fake.token, endpoint=fake.url, cache_dir=cache_dir, **options)
+
+
 @pytest.fixture
 async def tw(fake: FakePlatform, tmp_path: Path) -> AsyncIterator[Tower]:
     """A session on ``fake`` in the workspace ``my-org/production`` (resolved by name)."""
-    async with Tower(
-        token=fake.token,
-        endpoint=fake.url,
-        workspace="my-org/production",
-        cache_dir=tmp_path / "cache",
-        rate_limit=None,
-    ) as session:
+    async with session_on(fake, tmp_path / "cache") as session:
         yield session
 
 

@@ -18,6 +18,7 @@ import pytest
 from tower_async import (
     ApiError,
     BadRequest,
+    ClientError,
     Conflict,
     Forbidden,
     NotFound,
@@ -27,6 +28,7 @@ from tower_async import (
     Tower,
     TowerError,
     TransportError,
+    Unauthorized,
 )
 from tower_async.retries import RetryPolicy
 
@@ -139,11 +141,11 @@ async def test_multipart_upload_from_bytes_path_and_file(
     ("code", "cls", "message"),
     [
         (400, BadRequest, "status 400"),
-        (401, Forbidden, "status 401"),
+        (401, Unauthorized, "status 401"),
         (403, Forbidden, None),
         (404, NotFound, "status 404"),
         (409, Conflict, "status 409"),
-        (418, ApiError, "status 418"),
+        (418, ClientError, "status 418"),
         (429, RateLimited, "status 429"),
         (500, ServerError, "status 500"),
         (502, ServerError, "status 502"),

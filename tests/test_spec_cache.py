@@ -202,12 +202,15 @@ async def test_url_source_skips_parsing_when_content_is_cached(
     assert counts["document"] == 2
 
 
-async def test_automatic_mode_without_service_info_says_what_to_do(cache_dir: Path) -> None:
+async def test_automatic_mode_on_an_unreachable_endpoint_names_it(cache_dir: Path) -> None:
     import socket
+
+    from tower_async.errors import ConnectError
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with pytest.raises(SpecError, match="pass spec="):
+    # the endpoint is down: a ConnectError naming it, not a SpecError advising spec=
+    with pytest.raises(ConnectError, match=f"cannot connect to the endpoint 127.0.0.1:{port}"):
         async with Tower(token=TOKEN, endpoint=f"http://127.0.0.1:{port}", cache_dir=cache_dir):
             pass

@@ -128,13 +128,20 @@ async def tiny_server() -> AsyncIterator[Tiny]:
     app.router.add_get("/files/{filePath:.+}", read_file)
     app.router.add_post("/uploads", upload)
     app.router.add_get("/status/{code}", status)
+    async with serve_app(app) as url:
+        tiny.url = url
+        yield tiny
+
+
+@asynccontextmanager
+async def serve_app(app: web.Application, ssl: Any = None) -> AsyncIterator[str]:
+    """Serve ``app`` on a loopback port (HTTPS with an ``ssl.SSLContext``); yields its URL."""
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    tiny.url = f"http://127.0.0.1:{port}"
     try:
-        yield tiny
+        yield f"{'https' if ssl is not None else 'http'}://127.0.0.1:{port}"
     finally:
         await runner.cleanup()

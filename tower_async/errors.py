@@ -1,8 +1,28 @@
 """Exceptions raised by tower-async.
 
-Everything derives from :class:`TowerError`.  Messages never contain the access
-token: the token only ever travels in the ``Authorization`` header, which no
-exception or log line includes.
+Everything derives from :class:`TowerError`::
+
+    TowerError
+    +-- MissingToken                 no token at open (TOWER_ACCESS_TOKEN unset)
+    +-- SpecError                    the document could not be loaded or bound
+    +-- RequestValidationError       bad arguments, before any I/O (also ValueError)
+    |   +-- ArgumentError            positional arguments to an operation (also TypeError)
+    +-- ResponseValidationError      a response breaks the document (strict mode)
+    +-- TransportError               the HTTP exchange failed
+    |   +-- ConnectError             no connection to the endpoint (nothing was sent)
+    |   |   +-- CertificateError     TLS certificate verification failed
+    |   +-- Timeout                  connect or read timeout (also TimeoutError)
+    +-- ApiError                     the Platform answered an error status
+        +-- ClientError              4xx (plain for 405, 410, 422, ...)
+        |   +-- BadRequest (400), NotFound (404), Conflict (409), RateLimited (429)
+        |   +-- Forbidden (403)
+        |       +-- Unauthorized (401)
+        +-- ServerError              5xx
+
+Messages never contain the access token: the token only ever travels in the
+``Authorization`` header, which no exception or log line includes.  A transport
+error keeps aiohttp's exception as ``__cause__`` (except aiohttp's response errors,
+whose ``request_info`` holds the request headers).
 """
 
 from __future__ import annotations
@@ -12,17 +32,24 @@ from typing import Any
 
 __all__ = [
     "ApiError",
+    "ArgumentError",
     "BadRequest",
+    "CertificateError",
+    "ClientError",
     "Conflict",
+    "ConnectError",
     "Forbidden",
+    "MissingToken",
     "NotFound",
     "RateLimited",
     "RequestValidationError",
     "ResponseValidationError",
     "ServerError",
     "SpecError",
+    "Timeout",
     "TowerError",
     "TransportError",
+    "Unauthorized",
     "api_error_for_status",
 ]
 
@@ -33,6 +60,21 @@ class TowerError(Exception):
 
 class SpecError(TowerError):
     """The OpenAPI document could not be loaded, parsed or bound."""
+
+
+class MissingToken(TowerError):
+    """No access token: ``token=`` not given and ``TOWER_ACCESS_TOKEN`` not set.
+
+    Raised by ``Tower.open()`` before any request.  ``Tower(token="")`` opts out
+    explicitly, for anonymous calls such as ``GET /service-info``.
+    """
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        super().__init__(
+            f"no access token for {endpoint}: set TOWER_ACCESS_TOKEN (or pass token=...); "
+            "pass token='' to open a session for anonymous calls only"
+        )
 
 
 class _ProblemsMixin:
@@ -64,6 +106,22 @@ class RequestValidationError(_ProblemsMixin, TowerError, ValueError):
         self.operation_id = operation_id
         self.problems = tuple(problems)
         super().__init__(self._format(f"invalid request for {operation_id}"))
+
+
+class ArgumentError(RequestValidationError, TypeError):
+    """An operation was called with positional arguments: they are keyword-only."""
+
+    def __init__(self, operation_id: str, python_name: str, count: int) -> None:
+        super().__init__(
+            operation_id,
+            [
+                (
+                    "",
+                    f"{python_name}() takes keyword arguments only ({count} positional "
+                    f"given): write {python_name}(name=value, ...)",
+                )
+            ],
+        )
 
 
 class ResponseValidationError(_ProblemsMixin, TowerError):
@@ -115,6 +173,37 @@ class TransportError(TowerError):
         super().__init__(f"{operation_id} ({method} {url}) failed: {reason}; {hint}")
 
 
+class ConnectError(TransportError):
+    """No connection to the endpoint (refused, DNS, unreachable); nothing was sent.
+
+    ``host`` names the endpoint's host (and port) the client tried to reach.
+    """
+
+    _TEMPLATE = "cannot connect to the endpoint {host} ({reason})"
+
+    def __init__(self, operation_id: str, method: str, url: str, reason: str, *, host: str) -> None:
+        self.host = host
+        text = self._TEMPLATE.format(host=host, reason=reason)
+        super().__init__(operation_id, method, url, text, may_have_been_processed=False)
+
+
+class CertificateError(ConnectError):
+    """The endpoint's TLS certificate did not verify (a private CA, self-signed, expired).
+
+    Trust the CA with ``Tower(ca_file="/path/to/ca.pem")`` or the ``SSL_CERT_FILE``
+    environment variable; ``verify_ssl=False`` switches verification off.
+    """
+
+    _TEMPLATE = (
+        "TLS certificate verification failed for {host} ({reason}); if it uses a private CA, "
+        "trust it with Tower(ca_file='/path/to/ca.pem') or SSL_CERT_FILE=/path/to/ca.pem"
+    )
+
+
+class Timeout(TransportError, TimeoutError):
+    """A connect or read timeout; ``may_have_been_processed`` is False for a connect one."""
+
+
 class ApiError(TowerError):
     """The Platform answered with an error status."""
 
@@ -137,10 +226,23 @@ class ApiError(TowerError):
         self.message = message
         self.body = body
         self.headers: Mapping[str, str] = dict(headers or {})
+        self.hint: str | None = None
+        #: the whole response (``RawResult``) when the call was made with ``.raw()``
+        self.response: Any = None
         text = f"{status} from {operation_id} ({method} {url})"
         if message:
             text += f": {message}"
         super().__init__(text)
+
+    def add_hint(self, hint: str) -> None:
+        """Append what the client knows about the cause (e.g. no token was sent)."""
+        self.hint = hint
+        self.args = (f"{self.args[0]} ({hint})", *self.args[1:])
+
+    def mask_url(self, url: str) -> None:
+        """Show ``url`` (the same URL with secret query values masked) instead."""
+        self.args = (str(self.args[0]).replace(self.url, url, 1), *self.args[1:])
+        self.url = url
 
     @property
     def may_have_been_processed(self) -> bool:
@@ -152,23 +254,32 @@ class ApiError(TowerError):
         return self.status >= 500 and self.status != 503
 
 
-class BadRequest(ApiError):
+class ClientError(ApiError):
+    """4xx: the server refused the request.  Raised as is for 405, 410, 422, ..."""
+
+
+class BadRequest(ClientError):
     """400."""
 
 
-class Forbidden(ApiError):
-    """401 or 403: the token is missing, invalid or lacks permission."""
+class Forbidden(ClientError):
+    """403 (and, via :class:`Unauthorized`, 401): the token is missing, invalid or lacks
+    permission.  The Platform often answers 403 for a bad token, so catch this one."""
 
 
-class NotFound(ApiError):
+class Unauthorized(Forbidden):
+    """401."""
+
+
+class NotFound(ClientError):
     """404."""
 
 
-class Conflict(ApiError):
+class Conflict(ClientError):
     """409."""
 
 
-class RateLimited(ApiError):
+class RateLimited(ClientError):
     """429: the access token exceeded the Platform's request rate.
 
     ``retry_after`` is the server's ``Retry-After`` in seconds, when it sent one.
@@ -188,7 +299,7 @@ class ServerError(ApiError):
 
 _BY_STATUS: dict[int, type[ApiError]] = {
     400: BadRequest,
-    401: Forbidden,
+    401: Unauthorized,
     403: Forbidden,
     404: NotFound,
     409: Conflict,
@@ -202,4 +313,6 @@ def api_error_for_status(status: int) -> type[ApiError]:
         return _BY_STATUS[status]
     if status >= 500:
         return ServerError
+    if status >= 400:
+        return ClientError
     return ApiError

@@ -389,6 +389,7 @@ async def send_with_retries(
     policy: RetryPolicy,
     clock: Clock = SYSTEM_CLOCK,
     on_retry: Callable[[RetryEvent], None] | None = None,
+    on_attempt: Callable[[int, float], None] | None = None,
 ) -> R:
     """Send with ``send()`` until the policy says stop.
 
@@ -397,6 +398,8 @@ async def send_with_retries(
     (and from ``on_retry``) propagate at once.  ``limiter.acquire()`` runs before every attempt;
     a limiter that is also a :class:`~tower_async.ratelimit.RateFeedback` hears of every
     response: ``on_throttled(retry_after)`` for a 429, ``on_success()`` for any other status.
+    ``on_attempt(attempt, waited)`` (observability) hears of each attempt just before it is
+    sent, with the seconds it waited for the limiter.
     """
     feedback = _feedback(limiter)
     spent = 0
@@ -405,7 +408,12 @@ async def send_with_retries(
     started = clock.monotonic()
     while True:
         attempt += 1
-        if limiter is not None:
+        if on_attempt is not None:  # observed: time the bucket wait
+            waited_from = time.perf_counter()
+            if limiter is not None:
+                await limiter.acquire()
+            on_attempt(attempt, time.perf_counter() - waited_from)
+        elif limiter is not None:
             await limiter.acquire()
         response: R | None = None
         error: TransportError | None = None

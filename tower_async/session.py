@@ -27,7 +27,17 @@ import aiohttp
 import orjson
 
 from . import __version__
-from .errors import SpecError, TowerError
+from ._neterrors import cause_of, transport_error
+from .errors import ApiError, ArgumentError, Forbidden, MissingToken, SpecError, TowerError
+from .observe import (
+    CallObserver,
+    Observability,
+    RawResult,
+    RequestEvent,
+    ResponseEvent,
+    redact_url,
+    sensitive_parameters,
+)
 from .operations import Operation, OperationMap, bind_operations
 from .ratelimit import Limiter, get_limiter
 from .retries import (
@@ -42,7 +52,7 @@ from .spec import SchemaCache, SpecDocument, default_cache_dir, load_document, l
 from .transport import AiohttpTransport, make_timeout
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable, AsyncIterator, Iterable
+    from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable
 
     from .orchestration import LaunchOutcome, LaunchSpec, ResolvedPipeline, RunResult
     from .pagination import ItemIterator, PageIterator
@@ -139,8 +149,22 @@ class BoundOperation:
             params.append(inspect.Parameter(option, inspect.Parameter.KEYWORD_ONLY, default=None))
         return inspect.Signature(params)
 
-    async def __call__(self, **arguments: Any) -> Any:
+    async def __call__(self, *args: Any, **arguments: Any) -> Any:
+        if args:
+            self._positional(args)
         return await self._tower._invoke(self.operation, arguments)
+
+    async def raw(self, *args: Any, **arguments: Any) -> RawResult:
+        """The call with everything that came back: ``status``, ``headers``, ``data`` (the
+        validated data a plain call returns), ``elapsed``, ``attempts`` and ``url`` (query
+        values of sensitive parameters masked).  An error status still raises its
+        :class:`~tower_async.errors.ApiError`, with this record as ``response``."""
+        if args:
+            self._positional(args)
+        return await self._tower._invoke_raw(self.operation, arguments)
+
+    def _positional(self, args: tuple[Any, ...]) -> None:
+        raise ArgumentError(self.operation.operation_id, self.operation.python_name, len(args))
 
     @property
     def tower(self) -> Tower:
@@ -162,7 +186,7 @@ class BoundOperation:
         """How this operation pages, or why it is not paged."""
         return self._tower._require().paging.verdict(self.operation)
 
-    def pages(self, **arguments: Any) -> PageIterator:
+    def pages(self, *args: Any, **arguments: Any) -> PageIterator:
         """Async iterator over the pages of a paged operation.
 
         Takes the operation's arguments plus ``page_size``, ``max_items`` and
@@ -171,9 +195,11 @@ class BoundOperation:
         """
         from .pagination import iterate_pages
 
+        if args:
+            self._positional(args)
         return iterate_pages(self, arguments)
 
-    def items(self, **arguments: Any) -> ItemIterator:
+    def items(self, *args: Any, **arguments: Any) -> ItemIterator:
         """Async iterator over the items of every page of a paged operation.
 
         Same arguments as :meth:`pages`; stops on ``hasMore: false``, the total, or a short
@@ -181,6 +207,8 @@ class BoundOperation:
         """
         from .pagination import iterate_items
 
+        if args:
+            self._positional(args)
         return iterate_items(self, arguments)
 
     def __repr__(self) -> str:
@@ -214,6 +242,17 @@ def _limiter_option(
             "rate_limit= or adaptive_rate= (a redis:// URL as limiter= uses rate_limit)"
         )
     return limiter, None
+_SSL_CONTEXTS: dict[tuple[str | None, str | None], ssl_module.SSLContext] = {}
+
+
+def _env_ssl_context() -> ssl_module.SSLContext:
+    """A default context honouring SSL_CERT_FILE / SSL_CERT_DIR as they are now (aiohttp's
+    own default context is made at import, maybe before they were set); one per value."""
+    key = (_env("SSL_CERT_FILE"), _env("SSL_CERT_DIR"))
+    context = _SSL_CONTEXTS.get(key)
+    if context is None:
+        context = _SSL_CONTEXTS[key] = ssl_module.create_default_context()
+    return context
 
 
 def _env(name: str) -> str | None:
@@ -239,7 +278,13 @@ class Tower:
     the caller (then it is not closed here).  ``limiter`` is a ``redis://`` URL (a
     bucket shared by every process using the token, at ``rate_limit``; needs the
     ``redis`` extra) or a limiter object (which sets its own rate: do not combine it
-    with ``rate_limit=``/``adaptive_rate=``).
+    with ``rate_limit=``/``adaptive_rate=``).  Without a token ``open()`` raises
+    ``MissingToken``; ``token=""`` opens for anonymous calls only.
+
+    Observability (:mod:`tower_async.observe`): ``on_request`` / ``on_response`` get a
+    ``RequestEvent`` / ``ResponseEvent`` per attempt (metrics), ``on_retry`` a ``RetryEvent``
+    per retry; ``tracing=True`` makes OpenTelemetry spans (extra ``otel``); DEBUG on
+    ``tower_async.http`` logs one redacted line per attempt.
     """
 
     def __init__(
@@ -264,6 +309,9 @@ class Tower:
         retry: RetryPolicy | None = None,
         on_retry: Callable[[RetryEvent], None] | None = None,
         limiter: Limiter | str | None = None,
+        on_request: Callable[[RequestEvent], None] | None = None,
+        on_response: Callable[[ResponseEvent], None] | None = None,
+        tracing: bool = False,
         clock: Clock | None = None,
         validate_document: bool = True,
     ) -> None:
@@ -287,6 +335,14 @@ class Tower:
         self._timeout = make_timeout(timeout)
         self._retry = retry if retry is not None else RetryPolicy()
         self._on_retry = on_retry
+        # hooks, the tower_async.http log and tracing (tower_async.observe)
+        self._observe = Observability(
+            on_request=on_request,
+            on_response=on_response,
+            on_retry=on_retry,
+            tracing=tracing,
+            endpoint=self.endpoint,
+        )
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._limiter_override, self._limiter_url = _limiter_option(
             limiter, rate_limit, adaptive_rate
@@ -297,6 +353,8 @@ class Tower:
             self._ssl: Any = False
         elif ca_file is not None:
             self._ssl = ssl_module.create_default_context(cafile=os.fspath(ca_file))
+        elif _env("SSL_CERT_FILE") or _env("SSL_CERT_DIR"):
+            self._ssl = _env_ssl_context()
         else:
             self._ssl = True
         base_headers = {
@@ -337,6 +395,8 @@ class Tower:
             return
         if self._closed:
             raise TowerError("this Tower session is closed; create a new one")
+        if self._token is None:  # token="" opts out explicitly (anonymous calls only)
+            raise MissingToken(self.endpoint)
         if self._external_session is not None:
             http = self._external_session
         else:
@@ -398,8 +458,9 @@ class Tower:
                     if r.status != 200:
                         raise SpecError(f"GET {url} answered {r.status}")
                     return await r.read()
-            except aiohttp.ClientError as exc:
-                raise SpecError(f"cannot download the OpenAPI document from {url}: {exc}") from None
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                # ConnectError naming the endpoint, CertificateError, Timeout, ...
+                raise transport_error(exc, "opening the session", "GET", url) from cause_of(exc)
 
         if isinstance(source, str) and source.startswith(("http://", "https://")):
             return await load_remote(
@@ -422,7 +483,7 @@ class Tower:
             raise SpecError(
                 f"cannot tell the API version of {self.endpoint} from /service-info ({exc}); "
                 "pass spec= (a path, URL or mapping)"
-            ) from None
+            ) from exc
         if self._document_url is not None:
             hit = self._cache.get_by_version(self.endpoint, api_version)
             if hit is not None:
@@ -538,9 +599,9 @@ class Tower:
             return self._method(bound.operations[name].python_name, bound)
         return self._method(name, bound)
 
-    async def call(self, operation_id: str, /, **arguments: Any) -> Any:
+    async def call(self, operation_id: str, /, *args: Any, **arguments: Any) -> Any:
         """Call an operation by operationId: ``await tw.call("ListWorkflows", max=10)``."""
-        return await self.operation(operation_id)(**arguments)
+        return await self.operation(operation_id)(*args, **arguments)
 
     # -- the call path ---------------------------------------------------------------------
 
@@ -572,6 +633,17 @@ class Tower:
         return request, mode
 
     async def _invoke(self, op: Operation, arguments: dict[str, Any]) -> Any:
+        return (await self._exchange(op, arguments, False))[1]
+
+    async def _invoke_raw(self, op: Operation, arguments: dict[str, Any]) -> RawResult:
+        raw, data, observer = await self._exchange(op, arguments, True)
+        assert observer is not None
+        return observer.result(raw, data)
+
+    async def _exchange(
+        self, op: Operation, arguments: dict[str, Any], keep: bool
+    ) -> tuple[RawResponse, Any, CallObserver | None]:
+        """One call: (response, data, its observer).  ``keep``: observe it (``.raw()``)."""
         transport = self._transport
         if transport is None:
             raise TowerError("the session is not open: use 'async with Tower(...) as tw'")
@@ -588,17 +660,45 @@ class Tower:
         async def attempt() -> RawResponse:
             return await transport.send(request, stream=streams, timeout=timeout)
 
-        raw = await send_with_retries(
-            attempt,
-            operation_id=op.operation_id,
-            method=op.method,
-            idempotent=bool(idempotent),
-            limiter=self._limiter if op.needs_auth else None,
-            policy=self._retry,
-            clock=self._clock,
-            on_retry=self._on_retry,
-        )
-        data = parse_response(op, request, raw)
+        def send(observer: CallObserver | None) -> Awaitable[RawResponse]:
+            return send_with_retries(
+                attempt if observer is None else observer.wrap(attempt),
+                operation_id=op.operation_id,
+                method=op.method,
+                idempotent=bool(idempotent),
+                limiter=self._limiter if op.needs_auth else None,
+                policy=self._retry,
+                clock=self._clock,
+                on_retry=self._on_retry if observer is None else observer.on_retry,
+                on_attempt=None if observer is None else observer.on_attempt,
+            )
+
+        # -- observability (tower_async.observe): None unless hooks, tracing, DEBUG or keep
+        observer = self._observe.begin(op, request, keep)
+        if observer is None:
+            raw = await send(None)
+            return raw, self._interpret(op, request, raw, mode), None
+        answer: RawResponse | None = None
+        try:
+            answer = await send(observer)
+            data = self._interpret(op, request, answer, mode)
+        except BaseException as exc:
+            observer.finish(answer, exc, keep)
+            raise
+        observer.finish(answer, None, keep)
+        return answer, data, observer
+
+    def _interpret(
+        self, op: Operation, request: Request, raw: RawResponse, mode: Validation
+    ) -> Any:
+        try:
+            data = parse_response(op, request, raw)
+        except ApiError as exc:
+            if "?" in exc.url:  # no secret query value in the message (tower_async.observe)
+                exc.mask_url(redact_url(exc.url, sensitive_parameters(op)))
+            if isinstance(exc, Forbidden) and not self._token:
+                exc.add_hint("the session has no access token: set TOWER_ACCESS_TOKEN or token=")
+            raise
         if mode != "off" and raw.stream is None and data is not None:
             self._require().validator.validate_response(
                 op, raw.status, raw.content_type, data, mode

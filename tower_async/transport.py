@@ -18,7 +18,9 @@ from typing import IO, Any
 import aiohttp
 from yarl import URL
 
-from .errors import TransportError
+from ._neterrors import cause_of, transport_error
+from ._neterrors import describe as _describe  # noqa: F401 - kept for callers
+from ._neterrors import public_url as _public_url  # noqa: F401 - kept for callers
 from .sansio import RawResponse, Request
 
 __all__ = ["DEFAULT_TIMEOUT", "AiohttpTransport", "StreamingBody", "make_timeout"]
@@ -190,35 +192,12 @@ class AiohttpTransport:
                 raise
             response.release()
             return RawResponse(response.status, response.headers, body)
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            # the connection was never made: nothing was sent
-            raise TransportError(
-                request.operation_id,
-                request.method,
-                _public_url(request.url),
-                _describe(exc),
-                may_have_been_processed=False,
-            ) from None
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            # reset, disconnect or timeout once connected: the request may have been acted on
-            raise TransportError(
-                request.operation_id,
-                request.method,
-                _public_url(request.url),
-                _describe(exc),
-                may_have_been_processed=True,
-            ) from None
+            # ConnectError / Timeout / CertificateError / TransportError, with
+            # may_have_been_processed=False only when the connection was never made
+            raise transport_error(
+                exc, request.operation_id, request.method, request.url
+            ) from cause_of(exc)
         finally:
             for fh in opened:
                 fh.close()
-
-
-def _describe(exc: BaseException) -> str:
-    name = type(exc).__name__
-    text = str(exc)
-    return f"{name}: {text}" if text else name
-
-
-def _public_url(url: str) -> str:
-    """The URL without its query string (which can be long); never holds the token."""
-    return url.split("?", 1)[0]

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import ApiError, ResponseValidationError, TowerError, TransportError
+from ..observe import bulk_span
 from ._util import iter_offset_items
 from .journal import DONE, FAILED, STARTED, UNCERTAIN, Journal
 from .launch import LaunchSpec, prepare_launch
@@ -378,7 +379,11 @@ async def bulk_launch(
             raise
         await outbox.put(_END)
 
-    supervisor = asyncio.create_task(supervise(), name="bulk-launch")
+    # tracing (tower_async.observe): one span per bulk launch, one event per item
+    traced = contextlib.ExitStack()
+    span = traced.enter_context(bulk_span(sessions[0], workers, total))
+    with span.activate():  # the workers' launch spans nest under it
+        supervisor = asyncio.create_task(supervise(), name="bulk-launch")
     try:
         while True:
             item = await outbox.get()
@@ -387,6 +392,7 @@ async def bulk_launch(
             if isinstance(item, BaseException):
                 raise item
             progress.add(item)
+            span.item(item)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(
@@ -407,3 +413,4 @@ async def bulk_launch(
             bar.close()
         if owned and jr is not None:
             jr.close()
+        traced.close()
