@@ -69,7 +69,10 @@ async def fake() -> AsyncIterator[FakePlatform]:
 def session_on(fake: FakePlatform, cache_dir: Path, **options: Any) -> Tower:
     """A Tower on ``fake`` with its token, in ``my-org/production`` (resolved by name),
     without a rate limit; ``options`` are more Tower() arguments or replace those."""
-    options = {"workspace": "my-org/production", "rate_limit": None, **options}
+    defaults: dict[str, Any] = {"workspace": "my-org/production"}
+    if "limiter" not in options:  # a limiter object sets its own rate
+        defaults["rate_limit"] = None
+    options = {**defaults, **options}
     return Tower(token=fake.token, endpoint=fake.url, cache_dir=cache_dir, **options)
 
 
