@@ -314,10 +314,11 @@ def _describe(error: Any, root: Mapping[str, Any] | None, direction: str) -> tup
     prop = path[-1] if path and isinstance(path[-1], str) else None
     mark = _node_at(root, list(error.schema_path)[:-1]) if root else None
     mark = mark.get(MARK) if isinstance(mark, Mapping) else None
-    if name == "falseSchema" and prop is not None:
+    if name == "falseSchema":  # only readOnly (requests) / writeOnly (responses) make these
+        what = f"property {prop!r}" if prop is not None else "value"
         if direction == "request":
-            return "read-only-property", f"read-only property {prop!r} must not be sent"
-        return "write-only-property", f"write-only property {prop!r} must not be returned"
+            return "read-only-property", f"read-only {what} must not be sent"
+        return "write-only-property", f"write-only {what} must not be returned"
     if name == "additionalProperties":
         unexpected = ", ".join(repr(u) for u in kind.unexpected)
         return name, f"unknown property {unexpected}: this object allows only its listed properties"
@@ -652,7 +653,10 @@ class Validator:
         schema = _json_schema(spec.content) if spec is not None else None
         if schema is None:
             return data
-        root = self._converter.root(schema, "response")
+        try:
+            root = self._converter.root(schema, "response")
+        except SchemaProblem as exc:
+            raise SpecError(f"{op.operation_id} {status} response: {exc}") from None
         return _unmarshal(root, root, data, 0)
 
 
