@@ -276,10 +276,16 @@ def build_relaunch_request(
 
 async def _describe(tw: Tower, wid: str, ws: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """The run (with its labels) and its launch, read concurrently."""
-    run, launch = await asyncio.gather(
-        tw.call("DescribeWorkflow", workflow_id=wid, workspace_id=ws, attributes=["labels"]),
-        tw.call("DescribeWorkflowLaunch", workflow_id=wid, workspace_id=ws),
+    reading = asyncio.ensure_future(
+        tw.call("DescribeWorkflow", workflow_id=wid, workspace_id=ws, attributes=["labels"])
     )
+    try:
+        launch = await tw.call("DescribeWorkflowLaunch", workflow_id=wid, workspace_id=ws)
+        run = await reading
+    finally:
+        if not reading.done():
+            reading.cancel()
+        await asyncio.gather(reading, return_exceptions=True)  # retrieved, whatever it was
     workflow = dict((run or {}).get("workflow") or {})
     workflow["labels"] = (run or {}).get("labels") or []
     data = dict((launch or {}).get("launch") or {})
