@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tower_async import RequestValidationError, Tower
+from tower_async import RequestValidationError, Tower, TowerValidationWarning
 from tower_async.orchestration import (
     Journal,
     LaunchSpec,
@@ -21,6 +22,8 @@ from tower_async.orchestration import (
     relaunch_failed,
 )
 from tower_async.testing import FakePlatform
+
+from .conftest import spec_path
 
 RICH = {
     "params": {"fail": True, "input": "s3://in/s1.csv"},
@@ -163,6 +166,37 @@ async def test_resume_with_a_work_dir_change_is_refused_before_any_request(
         async for _ in tw.relaunch_failed([wid], work_dir="s3://elsewhere/work"):
             pass
     assert (fake.stats().calls, len(fake.state.launches)) == (calls, launches)
+
+
+@pytest.mark.parametrize("version", ["1.115.0", "1.181.0"])
+async def test_relaunch_on_the_platforms_document(
+    version: str, tmp_path: Path, shared_cache_dir: Path
+) -> None:
+    """Bound from a published document, the relaunch request and the fake's answers match it."""
+    path = spec_path(version)
+    async with (
+        FakePlatform(rate_limit=None, spec=path) as fake,
+        Tower(
+            token=fake.token,
+            endpoint=fake.url,
+            workspace="my-org/production",
+            rate_limit=None,
+            cache_dir=shared_cache_dir,
+        ) as tw,
+    ):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", TowerValidationWarning)
+            wid = await _failed_run(fake, tw)
+            new = await tw.relaunch(wid)
+            await tw.describe_workflow_launch(workflow_id=new)
+        body = _body(fake, new)
+        run = fake.state.workflows[wid]
+        assert (body["resume"], body["sessionId"], body["revision"]) == (
+            True,
+            run.session_id,
+            run.commit_id,
+        )
+        assert body["id"] == run.launch_id and body["runName"] == "s1-r1"
 
 
 def test_derived_run_names() -> None:
