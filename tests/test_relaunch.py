@@ -328,3 +328,21 @@ async def test_relaunch_failed_refuses_bad_input_before_any_request(
             async for _ in relaunch_failed(tw, runs, **options):
                 pass
     assert fake.stats().calls == calls
+
+
+async def test_hand_built_relaunch_specs_go_through_bulk_launch(
+    fake: FakePlatform, tw: Tower
+) -> None:
+    wid = await _failed_run(fake, tw)
+    fake.state.workflows[wid].commit_id = None
+    specs = [
+        LaunchSpec("", relaunch_of=wid, work_dir="s3://moved/work"),  # resume when possible
+        LaunchSpec("", relaunch_of=wid, resume=True, run_name="must-resume"),
+        LaunchSpec("", relaunch_of=wid, resume=False, work_dir="s3://moved/work", run_name="x"),
+    ]
+    launches = len(fake.state.launches)
+    out = sorted([o async for o in bulk_launch(tw, specs)], key=lambda o: o.index)
+    assert [o.status for o in out] == ["failed", "failed", "launched"]
+    assert "work_dir" in (out[0].error or "") and "cannot be resumed" in (out[1].error or "")
+    assert len(fake.state.launches) == launches + 1
+    assert fake.state.launches[-1].body["workDir"] == "s3://moved/work"

@@ -327,12 +327,7 @@ async def _targets(
     return ce_id, pipeline, label_ids
 
 
-async def prepare_relaunch(tw: Tower, spec: LaunchSpec) -> tuple[int | None, dict[str, Any]]:
-    """The workspace id and ``{"launch": ...}`` body relaunching ``spec.relaunch_of``.
-
-    What :func:`~tower_async.orchestration.launch.prepare_launch` does for a spec with
-    ``relaunch_of``; logs a warning when the run is relaunched from scratch.
-    """
+async def _prepare(tw: Tower, spec: LaunchSpec) -> tuple[int | None, dict[str, Any], _Plan]:
     wid = _check_spec(spec)
     ws = await resolve_workspace_id(tw, spec.workspace)
     workflow, launch = await _describe(tw, wid, ws)
@@ -348,11 +343,22 @@ async def prepare_relaunch(tw: Tower, spec: LaunchSpec) -> tuple[int | None, dic
     )
     if note:
         log.warning("%s", note)
+    return ws, {"launch": body}, _Plan(resumed, note)
+
+
+async def prepare_relaunch(tw: Tower, spec: LaunchSpec) -> tuple[int | None, dict[str, Any]]:
+    """The workspace id and ``{"launch": ...}`` body relaunching ``spec.relaunch_of``.
+
+    What :func:`~tower_async.orchestration.launch.prepare_launch` does for a spec with
+    ``relaunch_of``; logs a warning when the run is relaunched from scratch (and keeps
+    that note for :func:`relaunch_failed` to report).
+    """
+    ws, body, plan = await _prepare(tw, spec)
     plans = _plans(tw)
-    plans[wid] = _Plan(resumed, note)
+    plans[str(spec.relaunch_of)] = plan
     while len(plans) > _MAX_PLANS:
         plans.popitem(last=False)
-    return ws, {"launch": body}
+    return ws, body
 
 
 def _plans(tw: Tower) -> OrderedDict[str, _Plan]:
@@ -392,8 +398,7 @@ async def relaunch(
         pipeline=pipeline,
         **overrides,
     )
-    ws, body = await prepare_relaunch(tw, spec)
-    plan = _take_plan(tw, workflow_id) or _Plan(bool(body["launch"].get("resume")), None)
+    ws, body, plan = await _prepare(tw, spec)
     result = await tw.call("CreateWorkflowLaunch", workspace_id=ws, body=body)
     return RelaunchedRun(
         str(result["workflowId"]), relaunch_of=workflow_id, resumed=plan.resumed, note=plan.note
@@ -499,49 +504,19 @@ async def relaunch_failed(
     was relaunched and reconcile what may have been.  Yields one :class:`RelaunchOutcome`
     per selected run, as they finish; ``overrides`` as for :func:`relaunch`.
     """
-    problems: list[tuple[str, str]] = []
-    for name in ("run_name", "key"):
-        if name in overrides:
-            problems.append((name, "each relaunch is named and keyed after its run"))
-            overrides.pop(name)
-    wanted = _wanted(statuses, problems)
-    if (
-        journal is not None
-        and isinstance(journal_or_ids, str | os.PathLike | Journal)
-        and _same_file(journal_or_ids, journal)
-    ):
-        problems.append(("journal", "the relaunch journal must not be the journal it reads"))
-    if concurrency < 1:
-        problems.append(("concurrency", f"must be >= 1, got {concurrency}"))
-    template = LaunchSpec("")
-    try:
-        template = relaunch_spec(
-            "-",
-            resume=resume,
-            on_not_resumable=on_not_resumable,
-            workspace=workspace,
-            **overrides,
-        )
-    except RequestValidationError as exc:
-        problems.extend(exc.problems)
-    ids = _run_ids(journal_or_ids, problems)
-    if problems:
-        raise RequestValidationError("relaunch_failed", problems)
+    template, wanted, ids = _checked_input(
+        journal_or_ids,
+        journal,
+        statuses,
+        concurrency,
+        resume,
+        on_not_resumable,
+        workspace,
+        overrides,
+    )
     ws = await resolve_workspace_id(tw, workspace)
-    original: dict[str, str] = {}
-
-    async def specs() -> AsyncGenerator[LaunchSpec, None]:
-        async for wid, run in _describe_many(tw, ids, ws, concurrency):
-            if run is None:
-                log.warning("run %s is not in workspace %s (deleted?): not relaunched", wid, ws)
-                continue
-            status = str(run.get("status") or "").upper()
-            if status in wanted:
-                original[wid] = status
-                name = derive_run_name(run.get("runName"))
-                yield replace(template, relaunch_of=wid, key=f"relaunch:{wid}", run_name=name)
-
-    items = specs()
+    original: dict[str, str] = {}  # selected run -> its status, until its outcome
+    items = _failed_specs(tw, ids, ws, wanted, template, concurrency, original)
     outcomes = bulk_launch(
         tw,
         items,
@@ -574,3 +549,62 @@ def _same_file(a: str | os.PathLike[str] | Journal, b: str | os.PathLike[str] | 
     pa = a.path if isinstance(a, Journal) else Path(a)
     pb = b.path if isinstance(b, Journal) else Path(b)
     return pa.resolve() == pb.resolve()
+
+
+def _checked_input(
+    runs: RunsInput,
+    journal: str | os.PathLike[str] | Journal | None,
+    statuses: str | Iterable[str],
+    concurrency: int,
+    resume: bool,
+    on_not_resumable: NotResumablePolicy,
+    workspace: int | str | None,
+    overrides: dict[str, Any],
+) -> tuple[LaunchSpec, frozenset[str], list[str]]:
+    """relaunch_failed's options checked at once: the spec template, statuses and run ids."""
+    problems: list[tuple[str, str]] = []
+    for name in ("run_name", "key"):
+        if name in overrides:
+            problems.append((name, "each relaunch is named and keyed after its run"))
+            overrides.pop(name)
+    wanted = _wanted(statuses, problems)
+    if (
+        journal is not None
+        and isinstance(runs, str | os.PathLike | Journal)
+        and _same_file(runs, journal)
+    ):
+        problems.append(("journal", "the relaunch journal must not be the journal it reads"))
+    if concurrency < 1:
+        problems.append(("concurrency", f"must be >= 1, got {concurrency}"))
+    template = LaunchSpec("")
+    try:
+        template = relaunch_spec(
+            "-", resume=resume, on_not_resumable=on_not_resumable, workspace=workspace, **overrides
+        )
+    except RequestValidationError as exc:
+        problems.extend(exc.problems)
+    ids = _run_ids(runs, problems)
+    if problems:
+        raise RequestValidationError("relaunch_failed", problems)
+    return template, wanted, ids
+
+
+async def _failed_specs(
+    tw: Tower,
+    ids: list[str],
+    ws: int | None,
+    wanted: frozenset[str],
+    template: LaunchSpec,
+    concurrency: int,
+    original: dict[str, str],
+) -> AsyncGenerator[LaunchSpec, None]:
+    """A relaunch spec per run whose state is ``wanted``, as their descriptions come in."""
+    async for wid, run in _describe_many(tw, ids, ws, concurrency):
+        if run is None:
+            log.warning("run %s is not in workspace %s (deleted?): not relaunched", wid, ws)
+            continue
+        status = str(run.get("status") or "").upper()
+        if status in wanted:
+            original[wid] = status
+            name = derive_run_name(run.get("runName"))
+            yield replace(template, relaunch_of=wid, key=f"relaunch:{wid}", run_name=name)
