@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import pickle
 import warnings
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -62,6 +63,8 @@ async def test_a_relaunch_sends_the_original_launch_with_the_resume_fields(
     new = await tw.relaunch(wid)
     assert isinstance(new, str) and new != wid
     assert (new.relaunch_of, new.resumed, new.note) == (wid, True, None)
+    copy = pickle.loads(pickle.dumps(new))
+    assert (copy, copy.relaunch_of, copy.resumed) == (new, wid, True)
     expected = {
         **_body(fake, wid),
         "resume": True,
@@ -251,13 +254,16 @@ async def test_relaunch_failed_relaunches_exactly_the_failed_runs_once(
         ids = await _batch(fake, tw, tmp_path / "batch.jsonl")
         failed = {w for w in ids if fake.state.status(fake.state.workflows[w]) == "FAILED"}
         assert 3 <= len(failed) <= 25  # ~10% of 100
-        launches = len(fake.state.launches)
+        launches, calls = len(fake.state.launches), fake.stats().calls
         out = [
             o
             async for o in tw.relaunch_failed(
                 tmp_path / "batch.jsonl", journal=tmp_path / "relaunch.jsonl", concurrency=4
             )
         ]
+        # the states come from the run listing (100 a page), not one request per run; then
+        # each failed run is described, its launch read, and relaunched
+        assert fake.stats().calls - calls <= 3 + 3 * len(failed)
         assert {o.relaunch_of for o in out} == failed and len(out) == len(failed)
         assert all(isinstance(o, RelaunchOutcome) for o in out)
         assert all(
@@ -280,6 +286,7 @@ async def test_relaunch_failed_relaunches_exactly_the_failed_runs_once(
             )
         ]
         assert {o.status for o in again} == {"skipped"} and len(again) == len(failed)
+        assert all(o.resumed is None for o in again)  # relaunched by the earlier call
         assert {o.workflow_id for o in again} == {o.workflow_id for o in out}
         assert len(fake.state.launches) == launches + len(failed)
     finally:
@@ -322,6 +329,7 @@ async def test_relaunch_failed_refuses_bad_input_before_any_request(
         (["W1"], {"run_name": "x"}, "run_name"),
         (["W1"], {"concurrency": 0}, "concurrency"),
         ([""], {}, "not a workflow id"),
+        ([{"workflowId": "W1"}], {}, "not a workflow id"),
     ]
     for runs, options, message in cases:
         with pytest.raises(RequestValidationError, match=message):

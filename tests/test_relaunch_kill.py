@@ -22,7 +22,7 @@ from tower_async.orchestration import Journal, LaunchSpec, bulk_launch, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 N, EVERY = 100, 10  # a batch of 100 runs, every 10th fails
-CHILD_RATE = 40  # calls/s of the relaunching child: slow enough to be killed mid-way
+CHILD_RATE = 10  # calls/s of the relaunching child: slow enough to be killed mid-way
 FAKE_ARGS = ("--port", "0", "--rate-limit", "0", "--submitted", "0.01", "--running", "0.02")
 
 
@@ -113,7 +113,11 @@ async def test_sigkill_mid_relaunch_then_rerun_relaunches_each_failed_run_once(
 ) -> None:
     url, token = standalone_fake
     async with Tower(
-        token=token, endpoint=url, workspace="my-org/production", cache_dir=tmp_path / "c0"
+        token=token,
+        endpoint=url,
+        workspace="my-org/production",
+        cache_dir=tmp_path / "c0",
+        rate_limit=None,
     ) as tw:
         states = await _batch(tw, tmp_path)
         failed = {w for w, s in states.items() if s == "FAILED"}

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import NotFound, RequestValidationError, TowerError
+from ._util import iter_offset_items
 from .bulk import BulkProgress, LaunchOutcome, UncertainPolicy, bulk_launch
 from .journal import Journal
 from .launch import LaunchSpec, _request_properties, build_launch_request
@@ -103,6 +104,13 @@ class RelaunchedRun(str):
         self.resumed = resumed
         self.note = note
         return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_relaunched_run, (str(self), self.relaunch_of, self.resumed, self.note))
+
+
+def _relaunched_run(wid: str, relaunch_of: str, resumed: bool, note: str | None) -> RelaunchedRun:
+    return RelaunchedRun(wid, relaunch_of=relaunch_of, resumed=resumed, note=note)
 
 
 @dataclass(frozen=True)
@@ -405,6 +413,8 @@ async def relaunch(
     )
 
 
+_NO_ID = object()
+_LIST_THRESHOLD = 50  # more runs than this: their states come from the run listing
 _STATUSES = frozenset({"SUBMITTED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "UNKNOWN"})
 RunsInput = str | os.PathLike[str] | Journal | Iterable[Any]
 
@@ -429,11 +439,13 @@ def _run_ids(runs: RunsInput, problems: list[tuple[str, str]]) -> list[str]:
         return list(dict.fromkeys(ids))
     ids = []
     for item in runs:
-        wid = item if isinstance(item, str) else getattr(item, "workflow_id", None)
+        wid = item if isinstance(item, str) else getattr(item, "workflow_id", _NO_ID)
         if isinstance(wid, str) and wid:
             ids.append(wid)
-        elif wid is not None or isinstance(item, str):
+        elif wid is not None:  # (an outcome without a run has workflow_id None: skipped)
             problems.append(("journal_or_ids", f"not a workflow id: {item!r}"))
+            if len(problems) > 10:
+                break
     return list(dict.fromkeys(ids))
 
 
@@ -478,6 +490,40 @@ async def _describe_many(
         await asyncio.gather(*pending, return_exceptions=True)
 
 
+async def _run_states(
+    tw: Tower, ids: list[str], ws: int | None, concurrency: int
+) -> AsyncIterator[tuple[str, dict[str, Any] | None]]:
+    """``(id, run)`` for every id (``None``: not found), as they come.
+
+    Many runs are read from the workspace's run listing (newest first, 100 a request,
+    ``attributes=minimal``) until all were seen or the listing went well past them; the
+    runs it did not show are described one by one.
+    """
+    if len(ids) > _LIST_THRESHOLD:
+        pending = set(ids)
+        budget = (2 + 2 * (len(ids) // 100)) * 100
+        listing = iter_offset_items(
+            tw, "ListWorkflows", "workflows", workspace_id=ws, attributes=["minimal"]
+        )
+        try:
+            async for item in listing:
+                wf = item.get("workflow") or {}
+                wid = wf.get("id")
+                if wid in pending:
+                    pending.discard(wid)
+                    yield str(wid), dict(wf)
+                budget -= 1
+                if not pending or budget <= 0:
+                    break
+        finally:
+            close = getattr(listing, "aclose", None)
+            if close is not None:
+                await close()
+        ids = [w for w in ids if w in pending]
+    async for pair in _describe_many(tw, ids, ws, concurrency):
+        yield pair
+
+
 async def relaunch_failed(
     tw: Tower,
     journal_or_ids: RunsInput,
@@ -497,8 +543,10 @@ async def relaunch_failed(
     """Relaunch every run of a bulk launch whose last state is in ``statuses``.
 
     ``journal_or_ids``: a bulk-launch journal (path or :class:`Journal`, read only) or
-    workflow ids (or launch outcomes).  Each run is described (``concurrency`` at a time,
-    through the session's bucket); the selected ones go through :func:`bulk_launch` as
+    workflow ids (or launch outcomes).  The runs' states come from the workspace's run
+    listing when there are many (100 a request), else from describing each (``concurrency``
+    at a time), all through the session's bucket; the selected ones go through
+    :func:`bulk_launch` as
     relaunch items (key ``relaunch:<workflow id>``, run name :func:`derive_run_name`), so
     ``journal`` (the relaunch's own, not the input) makes a rerun after a crash skip what
     was relaunched and reconcile what may have been.  Yields one :class:`RelaunchOutcome`
@@ -599,7 +647,7 @@ async def _failed_specs(
     original: dict[str, str],
 ) -> AsyncGenerator[LaunchSpec, None]:
     """A relaunch spec per run whose state is ``wanted``, as their descriptions come in."""
-    async for wid, run in _describe_many(tw, ids, ws, concurrency):
+    async for wid, run in _run_states(tw, ids, ws, concurrency):
         if run is None:
             log.warning("run %s is not in workspace %s (deleted?): not relaunched", wid, ws)
             continue
