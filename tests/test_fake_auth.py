@@ -29,6 +29,7 @@ IMPLEMENTED = {
     "DescribeWorkflow": ("get", "/workflow/{workflowId}"),
     "DeleteWorkflow": ("delete", "/workflow/{workflowId}"),
     "CancelWorkflow": ("post", "/workflow/{workflowId}/cancel"),
+    "DescribeWorkflowLaunch": ("get", "/workflow/{workflowId}/launch"),
     "DescribeWorkflowProgress": ("get", "/workflow/{workflowId}/progress"),
     "ListWorkflowTasks": ("get", "/workflow/{workflowId}/tasks"),
     "DownloadWorkflowLog": ("get", "/workflow/{workflowId}/download"),

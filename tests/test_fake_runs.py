@@ -280,3 +280,84 @@ async def test_get_workflow_log_pages_the_download_lines() -> None:
         assert (await api.call("GET", f"{base}?maxLength=0"))[0] == 400
         assert (await api.call("GET", "/workflow/nope/log"))[0] == 404
     assert not fake.errors
+
+
+async def test_describe_workflow_launch_reports_where_to_resume(
+    fake_platform: FakePlatform,
+) -> None:
+    async with aiohttp.ClientSession(headers=fake_platform.headers()) as s:
+        api = await _api(fake_platform, s)
+        wf_id = await api.launch(
+            runName="first",
+            revision="3.14.0",
+            paramsText='{"fail": true}',
+            configProfiles=["test"],
+            preRunScript="echo pre",
+            userSecrets=["S1"],
+        )
+        code, data = await api.call("GET", f"/workflow/{wf_id}/launch")
+        assert code == 200
+        launch = data["launch"]
+        assert "resumeCommitId" not in launch  # not started yet: nothing to resume from
+        fake_platform.advance(70)
+        _, data = await api.call("GET", f"/workflow/{wf_id}/launch")
+        launch = data["launch"]
+        _, described = await api.call("GET", f"/workflow/{wf_id}")
+        run = described["workflow"]
+        assert run["status"] == "FAILED" and run["resume"] is False
+        assert launch["id"] == run["launchId"]
+        assert launch["sessionId"] == run["sessionId"]
+        assert launch["resumeDir"] == run["workDir"] == launch["workDir"]
+        assert launch["resumeCommitId"] == run["commitId"] and len(run["commitId"]) == 40
+        assert launch["computeEnv"]["id"] == fake_platform.state.workflows[wf_id].compute_env_id
+        assert launch["revision"] == "3.14.0" and launch["configProfiles"] == ["test"]
+        assert launch["paramsText"] == '{"fail": true}'
+        assert launch["preRunScript"] == "echo pre" and launch["userSecrets"] == ["S1"]
+        code, _ = await api.call("GET", "/workflow/nosuchrun/launch")
+        assert code == 404
+
+
+async def test_resumed_launch_joins_the_session_and_keeps_its_work_dir(
+    fake_platform: FakePlatform,
+) -> None:
+    async with aiohttp.ClientSession(headers=fake_platform.headers()) as s:
+        api = await _api(fake_platform, s)
+        first = await api.launch(runName="r", sessionId="ignored-without-resume")
+        fake_platform.advance(70)
+        run = fake_platform.state.workflows[first]
+        assert run.session_id != "ignored-without-resume"  # a fresh launch: a new session
+        resumed = {"resume": True, "sessionId": run.session_id, "workDir": run.work_dir}
+        code, data = await api.call(
+            "POST", "/workflow/launch", json=fake_platform.launch_body(api.ws, "r", **resumed)
+        )
+        assert code == 400 and "already been used" in data["message"]
+        moved = {**resumed, "workDir": "s3://elsewhere/work"}
+        code, data = await api.call(
+            "POST", "/workflow/launch", json=fake_platform.launch_body(api.ws, "r2", **moved)
+        )
+        assert code == 400 and "work directory" in data["message"]
+        second = await api.launch(runName="r-r1", **resumed)
+        _, described = await api.call("GET", f"/workflow/{second}")
+        assert described["workflow"]["resume"] is True
+        assert described["workflow"]["sessionId"] == run.session_id
+        record = fake_platform.state.launches[-1]
+        assert (record.resume, record.session_id) == (True, run.session_id)
+        assert fake_platform.state.launches[0].resume is False
+        code, data = await api.call(
+            "POST", "/workflow/launch", json=fake_platform.launch_body(api.ws, resume="yes")
+        )
+        assert code == 400 and "resume" in data["message"]
+
+
+async def test_a_run_without_a_commit_cannot_be_resumed(fake_platform: FakePlatform) -> None:
+    async with aiohttp.ClientSession(headers=fake_platform.headers()) as s:
+        api = await _api(fake_platform, s)
+        wf_id = await api.launch()
+        fake_platform.state.workflows[wf_id].commit_id = None
+        fake_platform.advance(70)
+        _, data = await api.call("GET", f"/workflow/{wf_id}/launch")
+        assert "resumeCommitId" not in data["launch"] and data["launch"]["sessionId"]
+        [seeded] = fake_platform.state.add_workflows(api.ws, 1, status="FAILED")
+        _, data = await api.call("GET", f"/workflow/{seeded}/launch")
+        assert len(data["launch"]["resumeCommitId"]) == 40
+        assert data["launch"]["pipeline"] == "https://github.com/nf-core/rnaseq"

@@ -9,6 +9,8 @@ from types import ModuleType
 
 import pytest
 
+from tower_async.orchestration import Journal
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
@@ -45,3 +47,18 @@ async def test_export_runs_example_writes_every_run(
     assert lines[0].startswith("id,runName,status")
     assert len(lines) == 1 + 245
     assert "using the embedded fake Platform" in capsys.readouterr().err
+
+
+async def test_relaunch_failed_example_resumes_the_failed_runs(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    example = load("relaunch_failed")
+    journal = tmp_path / "batch.jsonl"
+    assert await example.main(example.parse(["-j", str(journal), "--strict"])) == 0
+    out = capsys.readouterr().out
+    assert "using the embedded fake Platform" in out
+    assert "Before: 10 runs" in out and "2 FAILED, 8 SUCCEEDED" in out
+    assert "relaunched 2 (1 from scratch), 0 not relaunched; after: 2 SUCCEEDED" in out
+    links = Journal(tmp_path / "batch.relaunch.jsonl").load()
+    assert len(links) == 2 and all(k.startswith("relaunch:") for k in links)
+    assert {e.status for e in links.values()} == {"launched"}

@@ -54,7 +54,14 @@ from .transport import AiohttpTransport, make_timeout
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable
 
-    from .orchestration import LaunchOutcome, LaunchSpec, ResolvedPipeline, RunResult
+    from .orchestration import (
+        LaunchOutcome,
+        LaunchSpec,
+        RelaunchedRun,
+        RelaunchOutcome,
+        ResolvedPipeline,
+        RunResult,
+    )
     from .pagination import ItemIterator, PageIterator
     from .paging import Paging, PagingTable
     from .retries import Clock
@@ -724,6 +731,24 @@ class Tower:
         from .orchestration import bulk_launch
 
         return bulk_launch(self, specs, **options)
+
+    async def relaunch(self, workflow_id: str, /, **options: Any) -> RelaunchedRun:
+        """Relaunch a run (resumed from its cache unless ``resume=False``) with its launch's
+        settings and ``run_name``, ``params``, ``revision``, ``compute_env``... overridden;
+        returns the new workflowId. See :func:`tower_async.orchestration.relaunch`."""
+        from .orchestration import relaunch
+
+        return await relaunch(self, workflow_id, **options)
+
+    def relaunch_failed(
+        self, journal_or_ids: Any, /, **options: Any
+    ) -> AsyncIterator[RelaunchOutcome]:
+        """Relaunch every FAILED run of a bulk launch (journal or ids) as a bulk launch of
+        its own (``journal=``, ``concurrency=``...); yields one outcome per run.
+        See :func:`tower_async.orchestration.relaunch_failed`."""
+        from .orchestration import relaunch_failed
+
+        return relaunch_failed(self, journal_or_ids, **options)
 
     async def wait_for_run(self, workflow_id: str, /, **options: Any) -> RunResult:
         """Poll a run with backoff until a terminal state (or ``until=``).

@@ -7,6 +7,8 @@
     async with Tower(workspace="my-org/production") as tw:
         wid = await launch(tw, "nf-core/rnaseq", params={"input": "s3://..."}, run_name="s1")
         result = await wait_for_run(tw, wid)
+        if not result.succeeded:
+            wid = await relaunch(tw, wid)         # resumed from its cache
 
 Every helper takes the session first and memoises name lookups in ``tw.cache``.
 """
@@ -16,6 +18,16 @@ from .bulk import BulkProgress, LaunchOutcome, bulk_launch, classify_failure, fi
 from .journal import Journal, JournalEntry
 from .launch import LaunchSpec, build_launch_request, launch, merge_params
 from .logs import follow_log
+from .relaunch import (
+    NotResumable,
+    RelaunchedRun,
+    RelaunchError,
+    RelaunchOutcome,
+    derive_run_name,
+    relaunch,
+    relaunch_failed,
+    relaunch_spec,
+)
 from .resolve import (
     ResolvedPipeline,
     resolve_compute_env,
@@ -35,6 +47,10 @@ __all__ = [
     "LaunchOutcome",
     "LaunchSpec",
     "NameNotFound",
+    "NotResumable",
+    "RelaunchError",
+    "RelaunchOutcome",
+    "RelaunchedRun",
     "ResolutionError",
     "ResolvedPipeline",
     "RunResult",
@@ -42,10 +58,14 @@ __all__ = [
     "build_launch_request",
     "bulk_launch",
     "classify_failure",
+    "derive_run_name",
     "find_runs_named",
     "follow_log",
     "launch",
     "merge_params",
+    "relaunch",
+    "relaunch_failed",
+    "relaunch_spec",
     "resolve_compute_env",
     "resolve_label",
     "resolve_labels",

@@ -68,6 +68,11 @@ class LaunchSpec:
     ``key`` identifies the item in a bulk-launch journal; it defaults to ``run_name`` and
     otherwise to a hash of the spec.  A unique ``run_name`` per item is what lets a rerun
     reconcile a launch whose outcome was unknown (see :func:`bulk_launch`).
+
+    ``relaunch_of`` (a workflow id) makes the item a relaunch of that run instead: its
+    launch is kept and the fields set here override it (``pipeline`` may be ``""``: the
+    run's); ``resume`` is then ``None`` (resume when possible, else from scratch), ``True``
+    (resume or fail) or ``False`` (from scratch).  See :mod:`tower_async.orchestration.relaunch`.
     """
 
     pipeline: str | int
@@ -89,6 +94,7 @@ class LaunchSpec:
     resume: bool | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     key: str | None = None
+    relaunch_of: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -212,6 +218,10 @@ def build_launch_request(
 
 async def prepare_launch(tw: Tower, spec: LaunchSpec) -> tuple[int | None, dict[str, Any]]:
     """The workspace id and the ``{"launch": ...}`` body for ``spec`` (resolutions cached)."""
+    if spec.relaunch_of is not None:
+        from .relaunch import prepare_relaunch
+
+        return await prepare_relaunch(tw, spec)
     ws = await resolve_workspace_id(tw, spec.workspace)
     pipeline = await resolve_pipeline(tw, spec.pipeline, workspace=ws)
     saved = pipeline.launch

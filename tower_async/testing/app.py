@@ -401,6 +401,10 @@ async def h_launch(app: FakeApp, ctx: Ctx) -> Result:
     return {"workflowId": wf.id}
 
 
+async def h_workflow_launch(app: FakeApp, ctx: Ctx) -> Result:
+    return {"launch": ctx.state.workflow_launch(_get_wf(ctx))}
+
+
 def _ws_extras(ctx: Ctx, wf: Workflow) -> dict[str, Any]:
     ws = ctx.state.workspaces.get(wf.workspace_id) if wf.workspace_id is not None else None
     return {
@@ -766,6 +770,7 @@ def build_routes() -> list[Route]:
         Route("GET", "/workflow/{workflowId}", "DescribeWorkflow", h_describe_workflow),
         Route("DELETE", "/workflow/{workflowId}", "DeleteWorkflow", h_delete_workflow),
         Route("POST", "/workflow/{workflowId}/cancel", "CancelWorkflow", h_cancel_workflow),
+        Route("GET", "/workflow/{workflowId}/launch", "DescribeWorkflowLaunch", h_workflow_launch),
         Route("GET", "/workflow/{workflowId}/progress", "DescribeWorkflowProgress", h_progress),
         Route("GET", "/workflow/{workflowId}/tasks", "ListWorkflowTasks", h_tasks),
         Route(

@@ -143,6 +143,31 @@ VISIBILITY: Schema = {"type": "string", "enum": ["PRIVATE", "SHARED"]}
 
 
 def _schemas() -> dict[str, Schema]:
+    #: what a saved launch (pipeline's) and a run's launch both report
+    launch_common: dict[str, Schema] = {
+        "id": S,
+        "computeEnv": nullable(ref("ComputeEnvResponseDto")),
+        "pipeline": S,
+        "workDir": nullable(S),
+        "revision": nullable(S),
+        "commitId": nullable(S),
+        "configProfiles": nullable(arr(S)),
+        "configText": nullable(S),
+        "paramsText": nullable(S),
+        "preRunScript": nullable(S),
+        "postRunScript": nullable(S),
+        "mainScript": nullable(S),
+        "entryName": nullable(S),
+        "schemaName": nullable(S),
+        "pullLatest": nullable(B),
+        "resume": nullable(B),
+        "stubRun": nullable(B),
+        "sessionId": nullable(S),
+        "towerConfig": nullable(S),
+        "userSecrets": nullable(arr(S)),
+        "workspaceSecrets": nullable(arr(S)),
+        "dateCreated": nullable(DT),
+    }
     label = obj(
         {
             "id": I64,
@@ -421,37 +446,28 @@ def _schemas() -> dict[str, Schema]:
         "ListPipelinesResponse": obj({"pipelines": arr(ref("PipelineDbDto")), "totalSize": I64}),
         "LaunchDbDto": obj(
             {
-                "id": S,
-                "computeEnv": nullable(ref("ComputeEnvResponseDto")),
-                "pipeline": S,
-                "workDir": nullable(S),
-                "revision": nullable(S),
-                "commitId": nullable(S),
-                "configProfiles": nullable(arr(S)),
-                "configText": nullable(S),
-                "paramsText": nullable(S),
-                "preRunScript": nullable(S),
-                "postRunScript": nullable(S),
-                "mainScript": nullable(S),
-                "entryName": nullable(S),
-                "schemaName": nullable(S),
+                **launch_common,
                 "pipelineSchemaId": nullable(I64),
-                "pullLatest": nullable(B),
-                "resume": nullable(B),
-                "stubRun": nullable(B),
                 "runName": nullable(S),
-                "sessionId": nullable(S),
-                "towerConfig": nullable(S),
-                "userSecrets": nullable(arr(S)),
-                "workspaceSecrets": nullable(arr(S)),
                 "workspaceId": nullable(I64),
-                "dateCreated": nullable(DT),
                 "lastUpdated": nullable(DT),
             }
         ),
         "DescribeLaunchResponse": obj({"launch": ref("LaunchDbDto")}),
+        "WorkflowLaunchResponse": obj(
+            {
+                **launch_common,
+                "resumeDir": nullable(S),
+                "resumeCommitId": nullable(S),
+                "headJobCpus": nullable(I32),
+                "headJobMemoryMb": nullable(I32),
+            }
+        ),
+        "DescribeWorkflowLaunchResponse": obj({"launch": ref("WorkflowLaunchResponse")}),
         "WorkflowLaunchRequest": obj(
             {
+                "id": S,
+                "commitId": S,
                 "computeEnvId": S,
                 "pipeline": S,
                 "workDir": S,
@@ -790,6 +806,16 @@ def _paths() -> dict[str, Any]:
                 tag="workflows",
                 extra_errors=("404", "409"),
             ),
+        },
+        "/workflow/{workflowId}/launch": {
+            "get": op(
+                "DescribeWorkflowLaunch",
+                "Describe workflow launch",
+                params=[wf_id, WS],
+                ok=ref("DescribeWorkflowLaunchResponse"),
+                tag="workflows",
+                extra_errors=("404",),
+            )
         },
         "/workflow/{workflowId}/cancel": {
             "post": op(

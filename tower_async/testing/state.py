@@ -7,7 +7,15 @@ Run lifecycle: a run is SUBMITTED for ``durations.submitted`` seconds after laun
 for ``durations.running`` seconds, then SUCCEEDED or FAILED. The status is derived from the
 run clock on every read (no background tasks), so ``clock.advance(s)`` is all it takes.
 A run fails when its params contain ``fail: true`` or, with ``failure_rate`` > 0, when the
-seeded RNG says so at launch time. Cancelled runs are CANCELLED.
+seeded RNG says so at launch time (``fake.state.workflows[wid].fails = True`` scripts one).
+Cancelled runs are CANCELLED.
+
+Relaunch: every run keeps the launch it was posted with (``DescribeWorkflowLaunch``). A run
+that started reports a ``commitId`` (derived from its repository and revision, or the
+revision itself when that is a commit); its launch then has a ``resumeCommitId`` and can be
+resumed. A run that never started, or whose ``commit_id`` a test set to None, cannot.
+A launch with ``resume: true`` and a known ``sessionId`` joins that session: it must keep
+the session's work directory and use a run name the session has not used (400 otherwise).
 """
 
 from __future__ import annotations
@@ -265,6 +273,12 @@ class Workflow:
     n_tasks: int = 5
     label_ids: list[int] = field(default_factory=list)
     durations: RunDurations = field(default_factory=RunDurations)
+    #: the run was launched with ``resume: true`` into an existing session
+    resume: bool = False
+    #: the commit the run reports once started; None makes it impossible to resume
+    commit_id: str | None = None
+    #: the WorkflowLaunchRequest the run was posted with (empty for seeded runs)
+    launch: dict[str, Any] = field(default_factory=dict)
 
     @property
     def start_time(self) -> float:
@@ -364,10 +378,22 @@ class LaunchRecord:
     fingerprint: str
     run_name: str
     at: float
+    resume: bool = False
+    session_id: str = ""
 
 
 def fingerprint(body: Any) -> str:
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def commit_for(repository: str, revision: str | None) -> str:
+    """The commit a run of ``repository`` at ``revision`` reports (a commit stays itself)."""
+    if revision and len(revision) == 40 and set(revision) <= _HEX:
+        return revision
+    return hashlib.sha1(f"{repository}@{revision or 'HEAD'}".encode()).hexdigest()
 
 
 def parse_params(text: str | None) -> dict[str, Any]:
@@ -662,6 +688,7 @@ class FakeState:
                 params={"index": i},
                 fails=status == "FAILED",
                 cancelled_at=now if status == "CANCELLED" else None,
+                commit_id=commit_for(f"https://github.com/{project_name}", None),
                 n_tasks=self.tasks_per_run,
                 durations=RunDurations(d.submitted, d.running),
             )
@@ -718,32 +745,12 @@ class FakeState:
     # ------------------------------------------------------------------ launches
     def launch(self, workspace_id: int | None, launch: dict[str, Any], token: str) -> Workflow:
         """Validate a WorkflowLaunchRequest and submit the run (raises ApiFailure)."""
-        for key in ("pipeline", "computeEnvId", "workDir"):
-            value = launch.get(key)
-            if value is None or value == "":
-                raise ApiFailure(400, f"Missing required launch field '{key}'")
-            if not isinstance(value, str):
-                raise ApiFailure(400, f"Launch field '{key}' must be a string")
-        ce = self.compute_envs.get(launch["computeEnvId"])
-        if ce is None or ce.workspace_id != workspace_id:
-            raise ApiFailure(400, f"Unknown compute environment '{launch['computeEnvId']}'")
-        for key in ("paramsText", "runName", "revision", "configText"):
-            if launch.get(key) is not None and not isinstance(launch[key], str):
-                raise ApiFailure(400, f"Launch field '{key}' must be a string")
-        profiles = launch.get("configProfiles")
-        if profiles is not None and not (
-            isinstance(profiles, list) and all(isinstance(p, str) for p in profiles)
-        ):
-            raise ApiFailure(400, "Launch field 'configProfiles' must be a list of strings")
-        label_ids = launch.get("labelIds") or []
-        if not isinstance(label_ids, list) or not all(
-            isinstance(i, int) and i in self.labels for i in label_ids
-        ):
-            raise ApiFailure(400, "Launch field 'labelIds' must list existing label ids")
+        ce, profiles, label_ids = self._check_launch(workspace_id, launch)
         params = parse_params(launch.get("paramsText"))
         run_name = launch.get("runName") or (
             f"{self.rng.choice(_ADJECTIVES)}_{self.rng.choice(_NAMES)}"
         )
+        resume, session_id = self._session_for(workspace_id, launch, run_name)
         fails = bool(params.get("fail")) or (
             self.failure_rate > 0 and self.rng.random() < self.failure_rate
         )
@@ -751,6 +758,7 @@ class FakeState:
         project = pipeline.rstrip("/")
         if project.startswith("https://github.com/"):
             project = project[len("https://github.com/") :]
+        repository = pipeline if "://" in pipeline else f"https://github.com/{pipeline}"
         now = self.clock.now()
         d = self.durations
         wf = Workflow(
@@ -758,11 +766,11 @@ class FakeState:
             workspace_id=workspace_id,
             run_name=run_name,
             project_name=project,
-            repository=pipeline if "://" in pipeline else f"https://github.com/{pipeline}",
+            repository=repository,
             compute_env_id=ce.id,
             work_dir=launch["workDir"],
             launch_id=self.random_id(22),
-            session_id=launch.get("sessionId") or self.random_id(32),
+            session_id=session_id,
             submit=now,
             params=params,
             revision=launch.get("revision"),
@@ -772,6 +780,9 @@ class FakeState:
             n_tasks=self.tasks_per_run,
             label_ids=list(label_ids),
             durations=RunDurations(d.submitted, d.running),
+            resume=resume,
+            commit_id=launch.get("commitId") or commit_for(repository, launch.get("revision")),
+            launch=dict(launch),
         )
         self.workflows[wf.id] = wf
         self.launches.append(
@@ -783,9 +794,72 @@ class FakeState:
                 fingerprint=fingerprint(launch),
                 run_name=run_name,
                 at=now,
+                resume=resume,
+                session_id=session_id,
             )
         )
         return wf
+
+    def _check_launch(
+        self, workspace_id: int | None, launch: dict[str, Any]
+    ) -> tuple[ComputeEnv, list[str] | None, list[int]]:
+        """The compute env, profiles and label ids of a valid launch (raises ApiFailure)."""
+        for key in ("pipeline", "computeEnvId", "workDir"):
+            value = launch.get(key)
+            if value is None or value == "":
+                raise ApiFailure(400, f"Missing required launch field '{key}'")
+            if not isinstance(value, str):
+                raise ApiFailure(400, f"Launch field '{key}' must be a string")
+        ce = self.compute_envs.get(launch["computeEnvId"])
+        if ce is None or ce.workspace_id != workspace_id:
+            raise ApiFailure(400, f"Unknown compute environment '{launch['computeEnvId']}'")
+        for key in ("paramsText", "runName", "revision", "configText", "id", "commitId"):
+            if launch.get(key) is not None and not isinstance(launch[key], str):
+                raise ApiFailure(400, f"Launch field '{key}' must be a string")
+        for key in ("resume", "pullLatest", "stubRun"):
+            if launch.get(key) is not None and not isinstance(launch[key], bool):
+                raise ApiFailure(400, f"Launch field '{key}' must be a boolean")
+        profiles = launch.get("configProfiles")
+        if profiles is not None and not (
+            isinstance(profiles, list) and all(isinstance(p, str) for p in profiles)
+        ):
+            raise ApiFailure(400, "Launch field 'configProfiles' must be a list of strings")
+        label_ids = launch.get("labelIds") or []
+        if not isinstance(label_ids, list) or not all(
+            isinstance(i, int) and i in self.labels for i in label_ids
+        ):
+            raise ApiFailure(400, "Launch field 'labelIds' must list existing label ids")
+        return ce, profiles, label_ids
+
+    def _session_for(
+        self, workspace_id: int | None, launch: dict[str, Any], run_name: str
+    ) -> tuple[bool, str]:
+        """``(resume, sessionId)`` of a launch: a resume joins the given session, if known.
+
+        Resuming keeps the session's work directory (its cache) and needs a run name the
+        session has not used yet, as Nextflow does.
+        """
+        session_id = launch.get("sessionId")
+        if not launch.get("resume") or not isinstance(session_id, str) or not session_id:
+            return bool(launch.get("resume")), self.random_id(32)
+        runs = [
+            wf
+            for wf in self.workflows.values()
+            if wf.session_id == session_id and wf.workspace_id == workspace_id
+        ]
+        if runs and runs[0].work_dir != launch["workDir"]:
+            raise ApiFailure(
+                400,
+                f"Cannot resume session '{session_id}' in work directory '{launch['workDir']}': "
+                f"its cache is in '{runs[0].work_dir}'",
+            )
+        if any(wf.run_name == run_name for wf in runs):
+            raise ApiFailure(
+                400,
+                f"Run name '{run_name}' has already been used in session '{session_id}' "
+                "-- specify a different one",
+            )
+        return True, session_id
 
     def launch_counts(self) -> Counter[str]:
         """Accepted launches per request-body fingerprint."""
@@ -843,12 +917,57 @@ class FakeState:
             out.append(wf)
         return out
 
+    def started(self, wf: Workflow) -> bool:
+        """Whether the run got past SUBMITTED (only then does it report a commit)."""
+        now = self.clock.now()
+        status = wf.status_at(now)
+        return status != "SUBMITTED" and not (
+            status == "CANCELLED" and wf.fraction_at(now) == 0.0 and now < wf.start_time
+        )
+
+    def workflow_launch(self, wf: Workflow) -> dict[str, Any]:
+        """The run's launch (``DescribeWorkflowLaunch``): as posted, plus where to resume."""
+        sent = wf.launch
+        ce = self.compute_envs.get(wf.compute_env_id)
+        commit = wf.commit_id if self.started(wf) else None
+
+        def get(key: str, default: Any = None) -> Any:
+            value = sent.get(key)
+            return default if value is None else value
+
+        return {
+            "id": wf.launch_id,
+            "computeEnv": ce.dto() if ce is not None else None,
+            "pipeline": get("pipeline", wf.repository),
+            "workDir": wf.work_dir,
+            "revision": wf.revision,
+            "commitId": get("commitId"),
+            "configProfiles": list(wf.config_profiles),
+            "configText": wf.config_text,
+            "paramsText": get("paramsText", orjson.dumps(wf.params).decode()),
+            "preRunScript": get("preRunScript"),
+            "postRunScript": get("postRunScript"),
+            "mainScript": get("mainScript"),
+            "entryName": get("entryName"),
+            "schemaName": get("schemaName"),
+            "pullLatest": get("pullLatest", False),
+            "resume": wf.resume,
+            "stubRun": get("stubRun", False),
+            "sessionId": wf.session_id,
+            "resumeDir": wf.work_dir,
+            "resumeCommitId": commit,
+            "towerConfig": get("towerConfig"),
+            "headJobCpus": get("headJobCpus"),
+            "headJobMemoryMb": get("headJobMemoryMb"),
+            "userSecrets": list(get("userSecrets", [])),
+            "workspaceSecrets": list(get("workspaceSecrets", [])),
+            "dateCreated": iso(wf.submit),
+        }
+
     def workflow_dto(self, wf: Workflow) -> dict[str, Any]:
         now = self.clock.now()
         status = wf.status_at(now)
-        started = status != "SUBMITTED" and not (
-            status == "CANCELLED" and wf.fraction_at(now) == 0.0 and now < wf.start_time
-        )
+        started = self.started(wf)
         complete: float | None = None
         if status in ("SUCCEEDED", "FAILED"):
             complete = wf.complete_time
@@ -862,7 +981,7 @@ class FakeState:
             "projectName": wf.project_name,
             "repository": wf.repository,
             "revision": wf.revision,
-            "commitId": "0" * 40 if started else None,
+            "commitId": wf.commit_id if started else None,
             "sessionId": wf.session_id,
             "submit": iso(wf.submit),
             "start": iso(wf.start_time) if started else None,
@@ -889,7 +1008,7 @@ class FakeState:
             "ownerId": self.user["id"],
             "container": None,
             "containerEngine": None,
-            "resume": False,
+            "resume": wf.resume,
             "success": (status == "SUCCEEDED") if complete is not None else None,
             "exitStatus": {"SUCCEEDED": 0, "FAILED": 1}.get(status),
             "errorMessage": "Process terminated with an error exit status (1)"
