@@ -27,6 +27,7 @@ import aiohttp
 import orjson
 
 from . import __version__
+from ._typed import TypedOperations
 from .errors import SpecError, TowerError
 from .operations import Operation, OperationMap, bind_operations
 from .ratelimit import Limiter, get_limiter
@@ -192,7 +193,7 @@ def _env(name: str) -> str | None:
     return value if value else None
 
 
-class Tower:
+class Tower(TypedOperations):
     """An async session on the Seqera Platform API.
 
     ::
@@ -459,16 +460,18 @@ class Tower:
             names.update(self._bound.operations.python_names)
         return sorted(names)
 
-    def __getattr__(self, name: str) -> BoundOperation:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        bound = self.__dict__.get("_bound")
-        if bound is None:
-            raise AttributeError(
-                f"{name!r}: operations are bound when the session opens "
-                "(use 'async with Tower(...) as tw')"
-            )
-        return self._method(name, bound)
+    if not TYPE_CHECKING:  # checkers see TypedOperations (the generated stubs, if any)
+
+        def __getattr__(self, name: str) -> BoundOperation:
+            if name.startswith("_"):
+                raise AttributeError(name)
+            bound = self.__dict__.get("_bound")
+            if bound is None:
+                raise AttributeError(
+                    f"{name!r}: operations are bound when the session opens "
+                    "(use 'async with Tower(...) as tw')"
+                )
+            return self._method(name, bound)
 
     def _method(self, python_name: str, bound: _Bound) -> BoundOperation:
         method = self._methods.get(python_name)
