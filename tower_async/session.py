@@ -45,6 +45,15 @@ from .transport import AiohttpTransport, make_timeout
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, AsyncIterator, Iterable
 
+    from typing_extensions import Unpack
+
+    from ._options import (
+        BulkLaunchOptions,
+        FollowLogOptions,
+        LaunchOverrides,
+        WaitForRunsOptions,
+        WaitOptions,
+    )
     from .orchestration import LaunchOutcome, LaunchSpec, ResolvedPipeline, RunResult
     from .pagination import ItemIterator, PageIterator, Paging
     from .retries import Clock
@@ -564,7 +573,9 @@ class Tower(TypedOperations):
 
     # -- fan-out helpers (thin delegates to tower_async.orchestration) ---------------------
 
-    async def launch(self, pipeline: LaunchSpec | str | int, /, **overrides: Any) -> str:
+    async def launch(
+        self, pipeline: LaunchSpec | str | int, /, **overrides: Unpack[LaunchOverrides]
+    ) -> str:
         """Launch a pipeline by name (or id, or a LaunchSpec) from its saved launch
         configuration with ``params``, ``revision``, ``profiles``, ``work_dir``,
         ``labels``, ``run_name``... overlaid; returns the workflowId.
@@ -574,7 +585,10 @@ class Tower(TypedOperations):
         return await launch(self, pipeline, **overrides)
 
     def bulk_launch(
-        self, specs: Iterable[LaunchSpec] | AsyncIterable[LaunchSpec], /, **options: Any
+        self,
+        specs: Iterable[LaunchSpec] | AsyncIterable[LaunchSpec],
+        /,
+        **options: Unpack[BulkLaunchOptions],
     ) -> AsyncIterator[LaunchOutcome]:
         """Launch many specs with bounded concurrency; yields one outcome per item.
         See :func:`tower_async.orchestration.bulk_launch` (journal, progress, ...)."""
@@ -582,7 +596,7 @@ class Tower(TypedOperations):
 
         return bulk_launch(self, specs, **options)
 
-    async def wait_for_run(self, workflow_id: str, /, **options: Any) -> RunResult:
+    async def wait_for_run(self, workflow_id: str, /, **options: Unpack[WaitOptions]) -> RunResult:
         """Poll a run with backoff until a terminal state (or ``until=``).
         See :func:`tower_async.orchestration.wait_for_run`."""
         from .orchestration import wait_for_run
@@ -590,7 +604,7 @@ class Tower(TypedOperations):
         return await wait_for_run(self, workflow_id, **options)
 
     def wait_for_runs(
-        self, workflow_ids: Iterable[str], /, **options: Any
+        self, workflow_ids: Iterable[str], /, **options: Unpack[WaitForRunsOptions]
     ) -> AsyncIterator[RunResult]:
         """Yield each run as it finishes, sharing the rate budget.
         See :func:`tower_async.orchestration.wait_for_runs`."""
@@ -598,21 +612,27 @@ class Tower(TypedOperations):
 
         return wait_for_runs(self, workflow_ids, **options)
 
-    def follow_log(self, workflow_id: str, /, **options: Any) -> AsyncIterator[str]:
+    def follow_log(
+        self, workflow_id: str, /, **options: Unpack[FollowLogOptions]
+    ) -> AsyncIterator[str]:
         """Lines of a run's log as it grows, until the run ends.
         See :func:`tower_async.orchestration.follow_log`."""
         from .orchestration import follow_log
 
         return follow_log(self, workflow_id, **options)
 
-    async def resolve_pipeline(self, pipeline: str | int, /, **options: Any) -> ResolvedPipeline:
+    async def resolve_pipeline(
+        self, pipeline: str | int, /, *, workspace: int | str | None = None
+    ) -> ResolvedPipeline:
         """A pipeline name (exact match over all pages) -> its id and launch configuration."""
         from .orchestration import resolve_pipeline
 
-        return await resolve_pipeline(self, pipeline, **options)
+        return await resolve_pipeline(self, pipeline, workspace=workspace)
 
-    async def resolve_compute_env(self, name: str | None = None, /, **options: Any) -> str:
+    async def resolve_compute_env(
+        self, name: str | None = None, /, *, workspace: int | str | None = None
+    ) -> str:
         """A compute environment name -> its id; no name -> the primary one."""
         from .orchestration import resolve_compute_env
 
-        return await resolve_compute_env(self, name, **options)
+        return await resolve_compute_env(self, name, workspace=workspace)
