@@ -260,6 +260,13 @@ def _doc() -> dict[str, Any]:
                     },
                 },
                 "C": {"type": "object", "properties": {"kind": {"type": "string"}}},
+                "Tree": {
+                    "type": "object",
+                    "properties": {
+                        "list": {"type": "array", "items": {"$ref": ref + "Tree"}},
+                        "meta": {"type": "object", "properties": {"x-y": {"type": "number"}}},
+                    },
+                },
             }
         },
     }
@@ -292,6 +299,18 @@ def test_generator_output_shape() -> None:
     assert "Operations" in ops.splitlines()[1]
 
 
+def test_recursive_and_awkward_schemas_give_a_strict_clean_package(
+    tmp_path: Path, mypy_cache: Path
+) -> None:
+    files = generate_stubs(_doc())
+    # a field named like a builtin type, or not an identifier: functional syntax
+    assert "Tree = _te.TypedDict('Tree', {'list': list[Tree] | None," in files["models.pyi"]
+    assert "Tree_meta = _te.TypedDict('Tree_meta', {'x-y': float | None}" in files["models.pyi"]
+    write_stubs(files, tmp_path / "site")
+    modules = ["-m", "tower_async._typed", "-m", "tower_async.models"]
+    assert _run_mypy(tmp_path, tmp_path / "site", mypy_cache, *modules) == []
+
+
 def test_cli_writes_the_package_from_the_document_a_session_binds(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -315,6 +334,8 @@ def test_cli_writes_the_package_from_the_document_a_session_binds(
     monkeypatch.setenv("TOWER_ASYNC_SPECS", str(tmp_path / "nowhere"))
     assert cli_main(["--spec", "1.181.0", "--out", str(tmp_path), "--cache-dir", str(cache)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", PACKAGE]
+    assert cli_main(["--remove", "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
 
 
 def test_cli_errors_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -358,3 +379,15 @@ def test_fan_out_options_mirror_orchestration(options: type, function: Any) -> N
     else:
         names = {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
     assert set(options.__required_keys__ | options.__optional_keys__) == names  # type: ignore[attr-defined]
+
+
+def test_cli_downloads_a_url(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tower_async.spec import document_url_for
+    from tower_async.testing.server import run_in_thread
+
+    with run_in_thread(rate_limit=None, spec=str(spec_path("1.115.0"))) as fake:
+        url = document_url_for(fake.url)
+        args = ["--spec", url, "--out", str(tmp_path), "--cache-dir", str(tmp_path / "c")]
+        assert cli_main(args) == 0
+    assert "API 1.115.0" in capsys.readouterr().out
+    assert "    list_workflows: ListWorkflowsOp" in (tmp_path / PACKAGE / "_typed.pyi").read_text()

@@ -7,10 +7,12 @@ from typing import Any
 
 from ..operations import CALL_OPTIONS, Operation, Parameter, bind_operations, resolve_ref
 from ..pagination import Paging, paging_for
-from ._schemas import MARK, SchemaTypes, py_name, union
+from ._schemas import MARK, SHADOWS, SchemaTypes, py_name, union
 
 __all__ = ["render_operations"]
 
+#: names the generated classes' annotations use
+_HEADER_NAMES = frozenset({"Any", "Literal", "Mapping", "Required", "aiohttp", "Sequence"})
 _SCALARS = {"string": "str", "integer": "int", "number": "float", "boolean": "bool"}
 
 HEADER = '''\
@@ -71,6 +73,9 @@ def _args_class(types: SchemaTypes, op: Operation, name: str) -> str:
     for p in op.parameters:
         pn = p.python_name
         if pn in seen or pn in CALL_OPTIONS or not pn.isidentifier():
+            continue
+        if pn in SHADOWS or pn in _HEADER_NAMES:  # would shadow a type name: use params={...}
+            lines.append(f"    # {pn}: pass it in params={{...}}")
             continue
         seen.add(pn)
         text = _param_type(types, op, p)

@@ -17,12 +17,14 @@ from typing import Any
 
 from ..operations import resolve_ref
 
-__all__ = ["MARK", "SchemaTypes", "py_name", "union"]
+__all__ = ["MARK", "SHADOWS", "SchemaTypes", "py_name", "union"]
 
 _PREFIX = "#/components/schemas/"
 _NON_IDENT = re.compile(r"\W+")
 # names models.pyi itself uses
 _TAKEN = frozenset({"_t", "_te"})
+#: field names that would shadow a name the class body's annotations use
+SHADOWS = frozenset({"str", "int", "float", "bool", "list", "dict", "None", "_t", "_te", "m"})
 #: marks a reference to a generated name in type text (models.pyi drops it, _typed.pyi: "m.")
 MARK = "\x01"
 
@@ -238,7 +240,9 @@ class SchemaTypes:
             lines.insert(0, (tag[0], f"_te.Required[_t.Literal[{tag[1]!r}]]"))
         total = "" if strict else ", total=False"
         doc = _doc(schema)
-        if all(p.isidentifier() and not keyword.iskeyword(p) for p, _ in lines):
+        if all(
+            p.isidentifier() and not keyword.iskeyword(p) and p not in SHADOWS for p, _ in lines
+        ):
             body = [f"    {p}: {t}" for p, t in lines] or ["    pass"]
             head = [f"class {name}(_te.TypedDict{total}):"]
             if doc:

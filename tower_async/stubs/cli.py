@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import sys
 import time
 import urllib.request
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m tower_async stubs",
         description="Write a typed stub package (tower_async-stubs) for one Platform document.",
     )
-    p.add_argument("--spec", required=True, help="a path, a URL, or an API version (1.181.0)")
+    p.add_argument("--spec", help="a path, a URL, or an API version (1.181.0)")
     p.add_argument(
         "--out",
         default=None,
@@ -77,13 +78,21 @@ def main(argv: list[str] | None = None) -> int:
         f"{default_out_dir()})",
     )
     p.add_argument("--cache-dir", default=None, help="schema cache (default: the session's)")
+    p.add_argument("--remove", action="store_true", help=f"delete {PACKAGE}/ from --out")
     args = p.parse_args(argv)
+    out = Path(args.out) if args.out is not None else default_out_dir()
+    if args.remove:
+        shutil.rmtree(out / PACKAGE, ignore_errors=True)
+        print(f"removed {out / PACKAGE}")
+        return 0
+    if not args.spec:
+        p.error("--spec PATH|URL|VERSION is required")
     cache = SchemaCache(args.cache_dir if args.cache_dir is not None else default_cache_dir())
     started = time.perf_counter()
     try:
         spec = load_spec(args.spec, cache)
         files = generate_stubs(spec.document, source=f"API {spec.api_version} ({spec.origin})")
-        target = write_stubs(files, args.out if args.out is not None else default_out_dir())
+        target = write_stubs(files, out)
     except (TowerError, OSError) as exc:
         print(f"tower_async stubs: {exc}", file=sys.stderr)
         return 2
