@@ -35,6 +35,7 @@ REPO = Path(tower_async.__file__).resolve().parents[1]
 PROGRAM = """\
 import tower_async
 from tower_async import PaginationError, RunResult, Tower
+from tower_async.models import SubmitWorkflowLaunchRequestIn
 
 
 async def main() -> None:
@@ -53,6 +54,8 @@ async def main() -> None:
         body = {"launch": {"pipeline": "p", "computeEnvId": "c"}}
         created = await tw.create_workflow_launch(body=body, idempotent=False)  # E: "dict\\[
         created = await tw.create_workflow_launch(body={"launch": {"pipeline": "p"}})
+        typed: SubmitWorkflowLaunchRequestIn = {"launch": {"pipeline": "p", "pullLatest": True}}
+        created = await tw.create_workflow_launch(body=typed)
         print(created.get("workflowId"))
         result = await tw.wait_for_run("abc", poll_interval=1.0, until="RUNNING")
         reveal_type(result)  # R: tower_async\\.orchestration\\.wait\\.RunResult
@@ -360,6 +363,14 @@ def test_cli_errors_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFix
 
 def test_dir_lists_every_public_name() -> None:
     assert set(tower_async.__all__) <= set(dir(tower_async))
+
+
+def test_model_names_import_at_run_time_as_dict() -> None:
+    from tower_async.models import SubmitWorkflowLaunchRequestIn, WorkflowDbDto
+
+    assert SubmitWorkflowLaunchRequestIn is dict and WorkflowDbDto is dict
+    with pytest.raises(AttributeError):
+        tower_async.models.__wrapped__  # noqa: B018
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,11 @@ __all__ = ["render_operations"]
 
 #: names the generated classes' annotations use
 _HEADER_NAMES = frozenset({"Any", "Literal", "Mapping", "Required", "aiohttp", "Sequence"})
+_ANY_SCALAR = "str | int | float | bool"
 _SCALARS = {"string": "str", "integer": "int", "number": "float", "boolean": "bool"}
 
 HEADER = '''\
+import datetime as _dt
 import typing as _t
 from collections.abc import Mapping
 from typing import Any, Generic, Literal, TypeVar
@@ -61,9 +63,20 @@ class TypedOperation(BoundOperation):
 
 
 def _param_type(types: SchemaTypes, op: Operation, p: Parameter) -> str:
+    # What build_request accepts: the document's scalar types; lists of "object"/untyped
+    # items (the Platform declares string lists so) take scalars; objects become pairs.
+    if p.kind == "array" and p.item_kind not in _SCALARS:
+        return f"_t.Sequence[{_ANY_SCALAR}]"
+    if p.kind == "object":
+        return f"_t.Mapping[str, {_ANY_SCALAR}] | {_ANY_SCALAR}"
+    if p.kind not in _SCALARS and p.kind != "array":
+        return _ANY_SCALAR
     text = types.type_of(p.schema, True, f"{op.operation_id}_{p.name}")
     if p.kind in _SCALARS and text == "_t.Any":
         text = _SCALARS[p.kind]
+    resolved = resolve_ref(types.document, p.schema)
+    if isinstance(resolved, Mapping) and resolved.get("format") in ("date", "date-time"):
+        text += " | _dt.date"  # sent as isoformat(); datetime is a date
     return _m(text)
 
 
