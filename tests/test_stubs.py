@@ -402,3 +402,47 @@ def test_cli_downloads_a_url(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         assert cli_main(args) == 0
     assert "API 1.115.0" in capsys.readouterr().out
     assert "    list_workflows: ListWorkflowsOp" in (tmp_path / PACKAGE / "_typed.pyi").read_text()
+
+
+def test_the_default_location_needs_no_configuration(tmp_path: Path, mypy_cache: Path) -> None:
+    """``python -m tower_async stubs`` without ``--out``, run by an environment's interpreter,
+    writes into that environment's site-packages; mypy with that interpreter (and no
+    MYPYPATH, no config) then sees the operations."""
+    import sysconfig
+    import venv
+
+    env_dir = tmp_path / "env"
+    venv.create(env_dir, with_pip=False, symlinks=True)
+    python = env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
+    # "installed": this checkout, and the dependencies from the running environment
+    (Path(purelib) / "deps.pth").write_text(f"{REPO}\n{sysconfig.get_paths()['purelib']}\n")
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MYPYPATH")}
+    made = subprocess.run(
+        [python, "-m", "tower_async", "stubs", "--spec", str(spec_path("1.181.0"))],
+        capture_output=True,
+        text=True,
+        env={**clean, "TOWER_ASYNC_CACHE_DIR": str(tmp_path / "cache")},
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    assert (Path(purelib) / PACKAGE / "_typed.pyi").is_file()
+    work = tmp_path / "project"
+    work.mkdir()
+    (work / "prog.py").write_text(
+        "from tower_async import Tower\n\n"
+        "async def main(tw: Tower) -> None:\n"
+        "    reveal_type(await tw.describe_workflow(workflow_id='x'))\n"
+        "    await tw.describe_workflowz()\n"
+    )
+    cmd = [sys.executable, "-m", "mypy", "--strict", "--python-executable", str(python)]
+    cmd += ["--cache-dir", str(mypy_cache), "prog.py"]
+    done = subprocess.run(cmd, cwd=work, env=clean, capture_output=True, text=True, timeout=600)
+    assert 'prog.py:4: note: Revealed type is "TypedDict(tower_async.models.Describe' in done.stdout
+    assert 'prog.py:5: error: "Tower" has no attribute "describe_workflowz"' in done.stdout
