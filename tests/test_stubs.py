@@ -23,6 +23,7 @@ import pytest
 
 import tower_async
 from tower_async import Tower, _options, orchestration
+from tower_async.errors import SpecError
 from tower_async.spec import SchemaCache, SpecWarning, load_document
 from tower_async.stubs import PACKAGE, generate_stubs, reserved_names, write_stubs
 from tower_async.stubs.cli import main as cli_main
@@ -312,6 +313,35 @@ def test_recursive_and_awkward_schemas_give_a_strict_clean_package(
     write_stubs(files, tmp_path / "site")
     modules = ["-m", "tower_async._typed", "-m", "tower_async.models"]
     assert _run_mypy(tmp_path, tmp_path / "site", mypy_cache, *modules) == []
+
+
+def test_broken_schemas_are_untyped_and_broken_documents_a_spec_error() -> None:
+    schemas: dict[str, Any] = {
+        "Loop": {"$ref": "#/components/schemas/Loop"},
+        "Gone": {"$ref": "#/components/schemas/Missing"},
+        "Odd": {"properties": 5, "required": "x"},
+        "Floats": {"enum": [1.5, 2]},
+        "Holes": {"type": "object", "required": "x", "properties": {"a": None}},
+    }
+    models = generate_stubs({"openapi": "3.0.0", "paths": {}, "components": {"schemas": schemas}})[
+        "models.pyi"
+    ]
+    for line in (
+        "Loop: _te.TypeAlias = _t.Any",
+        "Gone: _te.TypeAlias = _t.Any",
+        "Floats: _te.TypeAlias = float",
+        "    a: _t.Any",
+    ):
+        assert line in models, line
+    deep: dict[str, Any] = {"type": "object", "properties": {}}
+    node = deep
+    for _ in range(3000):
+        node["properties"]["x"] = {"type": "object", "properties": {}}
+        node = node["properties"]["x"]
+    with pytest.raises(SpecError, match="nests schemas too deeply"):
+        generate_stubs({"openapi": "3.0.0", "paths": {}, "components": {"schemas": {"D": deep}}})
+    with pytest.raises(SpecError, match="no 'paths'"):
+        generate_stubs({"openapi": "3.0.0"})
 
 
 def test_cli_writes_the_package_from_the_document_a_session_binds(

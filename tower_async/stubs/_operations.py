@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..operations import CALL_OPTIONS, Operation, Parameter, bind_operations, resolve_ref
+from ..operations import CALL_OPTIONS, Operation, Parameter, bind_operations
 from ..pagination import Paging, paging_for
-from ._schemas import MARK, SHADOWS, SchemaTypes, py_name, union
+from ._schemas import MARK, SHADOWS, SchemaTypes, py_name, resolve, union
 
 __all__ = ["render_operations"]
 
@@ -74,7 +74,7 @@ def _param_type(types: SchemaTypes, op: Operation, p: Parameter) -> str:
     text = types.type_of(p.schema, True, f"{op.operation_id}_{p.name}")
     if p.kind in _SCALARS and text == "_t.Any":
         text = _SCALARS[p.kind]
-    resolved = resolve_ref(types.document, p.schema)
+    resolved = resolve(types.document, p.schema)
     if isinstance(resolved, Mapping) and resolved.get("format") in ("date", "date-time"):
         text += " | _dt.date"  # sent as isoformat(); datetime is a date
     return _m(text)
@@ -143,7 +143,7 @@ def _item_type(types: SchemaTypes, op: Operation, paging: Paging) -> str:
     items = props.get(paging.items_key)
     if not isinstance(items, Mapping):
         return "Any"
-    resolved = resolve_ref(types.document, items)
+    resolved = resolve(types.document, items)
     item = resolved.get("items") if isinstance(resolved, Mapping) else None
     text = types.type_of(item, False, f"{op.operation_id}_item")
     return _m(text)

@@ -15,14 +15,16 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ..errors import SpecError
 from ..operations import resolve_ref
 
-__all__ = ["MARK", "SHADOWS", "SchemaTypes", "py_name", "union"]
+__all__ = ["MARK", "SHADOWS", "SchemaTypes", "py_name", "resolve", "union"]
 
 _PREFIX = "#/components/schemas/"
 _NON_IDENT = re.compile(r"\W+")
 # names models.pyi itself uses
 _TAKEN = frozenset({"_t", "_te"})
+_SCALARS = {"string": "str", "integer": "int", "number": "float", "boolean": "bool"}
 #: field names that would shadow a name the class body's annotations use
 SHADOWS = frozenset({"str", "int", "float", "bool", "list", "dict", "None", "_t", "_te", "m"})
 #: marks a reference to a generated name in type text (models.pyi drops it, _typed.pyi: "m.")
@@ -37,6 +39,14 @@ def py_name(name: str) -> str:
     if keyword.iskeyword(text) or hasattr(builtins, text) or text in _TAKEN:
         text += "_"
     return text
+
+
+def resolve(document: Mapping[str, Any], node: Any) -> Any:
+    """``resolve_ref``, but a broken reference is an untyped node (the runtime binds it too)."""
+    try:
+        return resolve_ref(document, node)
+    except SpecError:
+        return None
 
 
 def _literal(values: list[Any]) -> str | None:
@@ -128,7 +138,7 @@ class SchemaTypes:
             if ref.startswith(_PREFIX) and ref[len(_PREFIX) :] in self.schemas:
                 text = self.name_of(ref[len(_PREFIX) :], strict)
             else:
-                text = self.type_of(resolve_ref(self.document, schema), strict, hint, depth + 1)
+                text = self.type_of(resolve(self.document, schema), strict, hint, depth + 1)
             return text
         text = self._expression(schema, strict, hint, depth)
         if schema.get("nullable") and text != "_t.Any":
@@ -154,18 +164,21 @@ class SchemaTypes:
             return f"_t.Sequence[{item}]" if strict else f"list[{item}]"
         if kind == "object" or "properties" in schema or isinstance(all_of, list):
             return self._object(schema, strict, hint, depth)
-        return {"string": "str", "integer": "int", "number": "float", "boolean": "bool"}.get(
-            str(kind), "_t.Any"
-        )
+        return _SCALARS.get(str(kind), "_t.Any")
 
     def _enum(self, schema: Mapping[str, Any], enum: list[Any], strict: bool) -> str:
         literal = _literal(enum)
-        base = {"string": "str", "integer": "int", "number": "float", "boolean": "bool"}.get(
-            str(schema.get("type", "string")), "str"
-        )
+        base = _SCALARS.get(str(schema.get("type")))
+        if base is None:  # untyped enum: the type of its values
+            kinds = {type(v) for v in enum if v is not None}
+            base = {
+                frozenset({str}): "str",
+                frozenset({int}): "int",
+                frozenset({bool}): "bool",
+            }.get(frozenset(kinds), "float" if kinds <= {int, float} else "_t.Any")
         if literal is None:
             return base
-        return literal if strict else f"{literal} | {base}"
+        return literal if strict else union([literal, base])
 
     def _object(self, schema: Mapping[str, Any], strict: bool, hint: str, depth: int) -> str:
         props, _ = self.fields(schema)
@@ -183,7 +196,7 @@ class SchemaTypes:
 
     def fields(self, schema: Any, depth: int = 0) -> tuple[dict[str, Any], set[str]]:
         """Properties and required names of an object schema, ``allOf`` parts merged."""
-        node = resolve_ref(self.document, schema)
+        node = resolve(self.document, schema)
         props: dict[str, Any] = {}
         required: set[str] = set()
         if not isinstance(node, Mapping) or depth > 16:
@@ -201,7 +214,7 @@ class SchemaTypes:
         return props, required
 
     def _define(self, name: str, node: Any, strict: bool, schema_name: str) -> str:
-        resolved = resolve_ref(self.document, node)
+        resolved = resolve(self.document, node)
         if isinstance(resolved, Mapping):
             is_object = (
                 resolved.get("type") in (None, "object")
@@ -265,7 +278,7 @@ class SchemaTypes:
                     pairs.append((ref.rsplit("/", 1)[-1], ref))
         members: list[str] = []
         for tag, ref in pairs:
-            target = resolve_ref(self.document, {"$ref": ref})
+            target = resolve(self.document, {"$ref": ref})
             member = self._fresh(f"{hint}_{tag}" + ("In" if strict else ""))
             self.definitions[member] = self._typed_dict(
                 member, target, strict, f"{hint}_{tag}", tag=(prop, tag)
