@@ -48,10 +48,13 @@ import typing_extensions as _te
 def reserved_names() -> frozenset[str]:
     """Attributes of :class:`~tower_async.Tower` itself: operations of these names are
     reached with ``tw.operation(...)`` (as at run time), not as attributes."""
+    import dis
+
     from ..session import Tower
 
-    own = {n for n in Tower.__init__.__code__.co_names if not n.startswith("_")}
-    return frozenset(dir(Tower)) | frozenset(own)
+    # instance attributes: what __init__ assigns (self.endpoint = ...)
+    own = {i.argval for i in dis.get_instructions(Tower.__init__) if i.opname == "STORE_ATTR"}
+    return frozenset(dir(Tower)) | frozenset(str(n) for n in own)
 
 
 def generate_stubs(
