@@ -28,9 +28,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on the package."""
+    """mypy --strict on the package; mypy (pyproject's config) on tests/, examples/, bench/."""
     session.install("-e", ".[test,progress]", "mypy", "types-pyyaml")
     session.run("mypy", "--strict", "tower_async")
+    session.run("mypy", "tests", "examples", "bench")
 
 
 @nox.session(python=PYTHON)

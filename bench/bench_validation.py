@@ -423,7 +423,7 @@ async def main(rounds: int, spec: Path) -> None:
             )
 
             try:
-                from tower_async import Tower  # type: ignore[attr-defined]
+                from tower_async import Tower
             except ImportError:
                 print("full session: tower_async.Tower not available yet")
             else:

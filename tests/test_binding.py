@@ -53,9 +53,9 @@ def test_every_operation_binds_and_builds(version: str, documents: dict[str, Any
         expected_path = op.path
         for p in op.parameters:
             if p.location == "path":
-                wire = ",".join(_expected_wire(args[p.python_name]))
+                joined = ",".join(_expected_wire(args[p.python_name]))
                 safe = "-._~!$&'()*+,;=:@" + ("/" if p.carries_path else "")
-                expected_path = expected_path.replace("{" + p.name + "}", quote(wire, safe=safe))
+                expected_path = expected_path.replace("{" + p.name + "}", quote(joined, safe=safe))
         assert url.path == expected_path, op_id
         assert "{" not in url.path
         # query: each parameter, exploded or comma-joined as the document says

@@ -165,7 +165,7 @@ async def test_catch_all_turns_bugs_into_500_with_message(fake_platform: FakePla
     def boom(*_: object) -> list[object]:
         raise RuntimeError("bug")
 
-    fake_platform.state.list_workflows = boom  # type: ignore[method-assign]
+    fake_platform.state.list_workflows = boom  # type: ignore[method-assign,assignment]
     async with (
         aiohttp.ClientSession(headers=fake_platform.headers()) as s,
         s.get(f"{fake_platform.url}/workflow") as resp,

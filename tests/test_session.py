@@ -198,7 +198,7 @@ async def test_introspection_dir_help_and_unknown_names(tw: Tower) -> None:
     names = dir(tw)
     for name in ("list_items", "get_item", "create_item", "upload_file", "get_ping"):
         assert name in names
-    text = pydoc.render_doc(tw.list_items, renderer=pydoc.plaintext)
+    text = pydoc.render_doc(tw.list_items, renderer=pydoc.plaintext)  # type: ignore[attr-defined]
     assert "List items" in text and "Lists the inventory" in text
     assert "tags (query, array of string, optional)" in text
     with pytest.raises(AttributeError, match="list_items"):

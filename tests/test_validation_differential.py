@@ -151,7 +151,7 @@ class Generator:
             items = schema.get("items", {})
             return [self.value(items, depth + 1) for _ in range(count)]
         if kind == "object" or "properties" in schema:
-            out: dict[str, Any] = {}
+            out = {}
             required = set(schema.get("required") or ())
             for name, sub in (schema.get("properties") or {}).items():
                 if self.skip(sub):

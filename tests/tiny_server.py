@@ -107,7 +107,7 @@ async def tiny_server() -> AsyncIterator[Tiny]:
             {
                 "size": len(data),
                 "filename": part.filename,  # type: ignore[union-attr]
-                "field": part.name,
+                "field": part.name,  # type: ignore[union-attr]
                 "type": part.headers.get("Content-Type"),
             }
         )

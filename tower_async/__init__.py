@@ -12,6 +12,8 @@ Every operation of the Platform's own OpenAPI document is bound at runtime::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
 
 from .errors import (
@@ -39,6 +41,11 @@ from .operations import Operation, Parameter
 from .session import BoundOperation, Tower
 from .spec import SpecWarning
 
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers and editors
+    from .orchestration import LaunchOutcome, LaunchSpec, RunResult
+    from .pagination import ItemIterator, PageIterator, PaginationError
+    from .validation import TowerValidationWarning
+
 # Imported on first use, so that ``import tower_async`` stays cheap.
 _LAZY = {
     "PaginationError": "pagination",
@@ -58,13 +65,17 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
+def __getattr__(name: str) -> object:  # not seen by checkers: the imports above are
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'tower_async' has no attribute {name!r}")
     import importlib
 
     return getattr(importlib.import_module(f".{module}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 __all__ = [

@@ -28,6 +28,7 @@ import orjson
 
 from . import __version__
 from ._neterrors import cause_of, transport_error
+from ._typed import TypedOperations
 from .errors import ApiError, ArgumentError, Forbidden, MissingToken, SpecError, TowerError
 from .observe import (
     CallObserver,
@@ -54,6 +55,15 @@ from .transport import AiohttpTransport, make_timeout
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable
 
+    from typing_extensions import Unpack
+
+    from ._options import (
+        BulkLaunchOptions,
+        FollowLogOptions,
+        LaunchOverrides,
+        WaitForRunsOptions,
+        WaitOptions,
+    )
     from .orchestration import (
         LaunchOutcome,
         LaunchSpec,
@@ -249,6 +259,8 @@ def _limiter_option(
             "rate_limit= or adaptive_rate= (a redis:// URL as limiter= uses rate_limit)"
         )
     return limiter, None
+
+
 _SSL_CONTEXTS: dict[tuple[str | None, str | None], ssl_module.SSLContext] = {}
 
 
@@ -267,7 +279,7 @@ def _env(name: str) -> str | None:
     return value if value else None
 
 
-class Tower:
+class Tower(TypedOperations):
     """An async session on the Seqera Platform API.
 
     ::
@@ -572,16 +584,18 @@ class Tower:
             names.update(self._bound.operations.python_names)
         return sorted(names)
 
-    def __getattr__(self, name: str) -> BoundOperation:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        bound = self.__dict__.get("_bound")
-        if bound is None:
-            raise AttributeError(
-                f"{name!r}: operations are bound when the session opens "
-                "(use 'async with Tower(...) as tw')"
-            )
-        return self._method(name, bound)
+    if not TYPE_CHECKING:  # checkers see TypedOperations (the generated stubs, if any)
+
+        def __getattr__(self, name: str) -> BoundOperation:
+            if name.startswith("_"):
+                raise AttributeError(name)
+            bound = self.__dict__.get("_bound")
+            if bound is None:
+                raise AttributeError(
+                    f"{name!r}: operations are bound when the session opens "
+                    "(use 'async with Tower(...) as tw')"
+                )
+            return self._method(name, bound)
 
     def _method(self, python_name: str, bound: _Bound) -> BoundOperation:
         method = self._methods.get(python_name)
@@ -714,7 +728,9 @@ class Tower:
 
     # -- fan-out helpers (thin delegates to tower_async.orchestration) ---------------------
 
-    async def launch(self, pipeline: LaunchSpec | str | int, /, **overrides: Any) -> str:
+    async def launch(
+        self, pipeline: LaunchSpec | str | int, /, **overrides: Unpack[LaunchOverrides]
+    ) -> str:
         """Launch a pipeline by name (or id, or a LaunchSpec) from its saved launch
         configuration with ``params``, ``revision``, ``profiles``, ``work_dir``,
         ``labels``, ``run_name``... overlaid; returns the workflowId.
@@ -724,7 +740,10 @@ class Tower:
         return await launch(self, pipeline, **overrides)
 
     def bulk_launch(
-        self, specs: Iterable[LaunchSpec] | AsyncIterable[LaunchSpec], /, **options: Any
+        self,
+        specs: Iterable[LaunchSpec] | AsyncIterable[LaunchSpec],
+        /,
+        **options: Unpack[BulkLaunchOptions],
     ) -> AsyncIterator[LaunchOutcome]:
         """Launch many specs with bounded concurrency; yields one outcome per item.
         See :func:`tower_async.orchestration.bulk_launch` (journal, progress, ...)."""
@@ -750,7 +769,7 @@ class Tower:
 
         return relaunch_failed(self, journal_or_ids, **options)
 
-    async def wait_for_run(self, workflow_id: str, /, **options: Any) -> RunResult:
+    async def wait_for_run(self, workflow_id: str, /, **options: Unpack[WaitOptions]) -> RunResult:
         """Poll a run with backoff until a terminal state (or ``until=``).
         See :func:`tower_async.orchestration.wait_for_run`."""
         from .orchestration import wait_for_run
@@ -758,7 +777,7 @@ class Tower:
         return await wait_for_run(self, workflow_id, **options)
 
     def wait_for_runs(
-        self, workflow_ids: Iterable[str], /, **options: Any
+        self, workflow_ids: Iterable[str], /, **options: Unpack[WaitForRunsOptions]
     ) -> AsyncIterator[RunResult]:
         """Yield each run as it finishes, sharing the rate budget.
         See :func:`tower_async.orchestration.wait_for_runs`."""
@@ -766,21 +785,27 @@ class Tower:
 
         return wait_for_runs(self, workflow_ids, **options)
 
-    def follow_log(self, workflow_id: str, /, **options: Any) -> AsyncIterator[str]:
+    def follow_log(
+        self, workflow_id: str, /, **options: Unpack[FollowLogOptions]
+    ) -> AsyncIterator[str]:
         """Lines of a run's log as it grows, until the run ends.
         See :func:`tower_async.orchestration.follow_log`."""
         from .orchestration import follow_log
 
         return follow_log(self, workflow_id, **options)
 
-    async def resolve_pipeline(self, pipeline: str | int, /, **options: Any) -> ResolvedPipeline:
+    async def resolve_pipeline(
+        self, pipeline: str | int, /, *, workspace: int | str | None = None
+    ) -> ResolvedPipeline:
         """A pipeline name (exact match over all pages) -> its id and launch configuration."""
         from .orchestration import resolve_pipeline
 
-        return await resolve_pipeline(self, pipeline, **options)
+        return await resolve_pipeline(self, pipeline, workspace=workspace)
 
-    async def resolve_compute_env(self, name: str | None = None, /, **options: Any) -> str:
+    async def resolve_compute_env(
+        self, name: str | None = None, /, *, workspace: int | str | None = None
+    ) -> str:
         """A compute environment name -> its id; no name -> the primary one."""
         from .orchestration import resolve_compute_env
 
-        return await resolve_compute_env(self, name, **options)
+        return await resolve_compute_env(self, name, workspace=workspace)
