@@ -13,13 +13,18 @@ from typing import Any
 __all__ = [
     "ApiError",
     "BadRequest",
+    "ConfigurationError",
     "Conflict",
     "Forbidden",
     "NotFound",
+    "OriginError",
     "RateLimited",
+    "RedirectError",
     "RequestValidationError",
+    "ResponseTooLarge",
     "ResponseValidationError",
     "ServerError",
+    "SessionClosed",
     "SpecError",
     "TowerError",
     "TransportError",
@@ -33,6 +38,31 @@ class TowerError(Exception):
 
 class SpecError(TowerError):
     """The OpenAPI document could not be loaded, parsed or bound."""
+
+
+class ConfigurationError(TowerError, ValueError):
+    """A session or call option is of the wrong kind or out of range (raised before any I/O)."""
+
+
+class OriginError(TowerError):
+    """A request carrying the token was about to leave the endpoint's origin; nothing was sent."""
+
+
+class ResponseTooLarge(TowerError):
+    """A buffered response body grew past ``max_response_bytes`` (after decompression).
+
+    The connection is dropped as soon as the limit is passed; nothing more is read.
+    """
+
+    def __init__(self, operation_id: str, method: str, url: str, limit: int) -> None:
+        self.operation_id = operation_id
+        self.method = method
+        self.url = url
+        self.limit = limit
+        super().__init__(
+            f"{operation_id} ({method} {url}): the response body exceeds max_response_bytes="
+            f"{limit} (after decompression); stream it or raise the limit"
+        )
 
 
 class _ProblemsMixin:
@@ -91,7 +121,10 @@ class TransportError(TowerError):
     ``may_have_been_processed`` tells whether the server could have acted on the
     request: False when the connection failed before the request was written.
     For a workflow launch this is the answer to "did it launch?".
+    ``retryable`` is False for failures a retry cannot fix (the session was closed).
     """
+
+    retryable = True
 
     def __init__(
         self,
@@ -113,6 +146,12 @@ class TransportError(TowerError):
             else "the request was not processed"
         )
         super().__init__(f"{operation_id} ({method} {url}) failed: {reason}; {hint}")
+
+
+class SessionClosed(TransportError):
+    """The session was closed while the call was in flight (or before it was sent)."""
+
+    retryable = False
 
 
 class ApiError(TowerError):
@@ -184,6 +223,37 @@ class RateLimited(ApiError):
 
 class ServerError(ApiError):
     """5xx."""
+
+
+class RedirectError(ApiError):
+    """A 3xx: tower-async does not follow redirects (the token must stay with the endpoint).
+
+    ``location`` is where the server pointed (absolute); the message names only its origin.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        operation_id: str,
+        method: str,
+        url: str,
+        *,
+        location: str,
+        body: Any = None,
+    ) -> None:
+        from urllib.parse import urlsplit
+
+        self.location = location
+        try:
+            parts = urlsplit(location)
+            where = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}" if parts.netloc else ""
+        except ValueError:
+            where = ""
+        message = (
+            f"redirected to {where or 'an unparseable location'}; redirects are not followed "
+            "(point endpoint= at the final URL)"
+        )
+        super().__init__(status, operation_id, method, url, message, body, None)
 
 
 _BY_STATUS: dict[int, type[ApiError]] = {

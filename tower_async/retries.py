@@ -38,6 +38,8 @@ propagates as ``CancelledError``.
 from __future__ import annotations
 
 import asyncio
+import datetime
+import email.utils
 import logging
 import math
 import random
@@ -193,25 +195,47 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return value
 
 
-def parse_retry_after(headers: Mapping[str, str], body: bytes | None = b"") -> float | None:
-    """Seconds to wait from ``Retry-After`` (delta-seconds), else from the Platform's
-    "Maximum request rate exceeded. Wait Nsecs ..." message; ``None`` if neither says.
-
-    HTTP-date values are not used (the Platform sends whole seconds).
+def parse_retry_after(
+    headers: Mapping[str, str], body: bytes | None = b"", *, now: float | None = None
+) -> float | None:
+    """Seconds to wait from ``Retry-After`` (delta-seconds or an HTTP date, measured against
+    the wall clock ``now``, default ``time.time()``), else from the Platform's "Maximum
+    request rate exceeded. Wait Nsecs ..." message; ``None`` if neither says anything usable
+    (garbage, a negative number, ``nan``, ``inf``).  A date in the past gives 0.
     """
     value = _header(headers, "Retry-After")
     if value is not None:
-        try:
-            seconds = float(value.strip())
-        except ValueError:
-            seconds = math.nan
-        if math.isfinite(seconds) and seconds >= 0:
+        seconds = _retry_after_value(value.strip(), now)
+        if seconds is not None:
             return seconds
     if body:
         match = _WAIT_MESSAGE.search(body[:4096])
         if match:
-            return float(match.group(1))
+            seconds = float(match.group(1))
+            return seconds if math.isfinite(seconds) else None
     return None
+
+
+def _retry_after_value(text: str, now: float | None) -> float | None:
+    if len(text) > 64:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    try:
+        delta = when.timestamp() - (time.time() if now is None else now)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return max(0.0, delta) if math.isfinite(delta) else None
 
 
 # -- policies ---------------------------------------------------------------------------------
@@ -308,31 +332,34 @@ class RetryPolicy:
         """Retry or not after ``ctx``; a positive decision has already taken its budget."""
         if ctx.error is None and ctx.status not in RETRYABLE_STATUSES:
             return Decision(False, reason="not retryable")
+        if ctx.error is not None and not ctx.error.retryable:
+            return Decision(False, reason=f"not retryable ({ctx.error.reason})")
         if not is_safe_to_resend(ctx):
             return Decision(False, reason="not idempotent and may have been processed")
         if self.max_attempts == 1:
             return Decision(False, reason="retries disabled (max_attempts=1)")
-        if ctx.status == THROTTLED:
+        hinted: float | None = None
+        if ctx.response is not None and ctx.status in (THROTTLED, 503):
+            hinted = self.throttle.hint(ctx.response)
+        if ctx.status == THROTTLED and hinted is not None:
+            # paced by the server: counted on its own (ctx.throttled counts these only)
             if ctx.throttled > self.throttle.max_retries:
                 return Decision(False, reason=f"gave up after {ctx.throttled} throttled attempts")
         elif ctx.attempt - ctx.throttled >= self.max_attempts:
             return Decision(False, reason=f"gave up after {ctx.attempt} attempts")
 
-        wait: float | None = None
-        if ctx.response is not None and ctx.status in (THROTTLED, 503):
-            hinted = self.throttle.hint(ctx.response)
-            if hinted is not None:
-                wait = self.throttle.delay(hinted, self.rng)
-                if wait is None:
-                    return Decision(
-                        False,
-                        reason=f"server asks to wait {hinted:g}s, above the "
-                        f"{self.throttle.cap:g}s cap",
-                    )
-        if wait is None:
+        if hinted is not None:
+            wait = self.throttle.delay(hinted, self.rng)
+            if wait is None:
+                return Decision(
+                    False,
+                    reason=f"server asks to wait {hinted:g}s, above the {self.throttle.cap:g}s cap",
+                )
+        elif ctx.status == THROTTLED:
+            # no usable Retry-After (absent, garbage, negative, nan): a short bounded pause
+            wait = self.throttle.floor + self.rng.uniform(0.0, self.throttle.jitter)
+        else:
             wait = self.backoff.delay(ctx.attempt, self.rng)
-            if ctx.status == THROTTLED:
-                wait = max(wait, self.throttle.floor)
 
         cost = 0
         if self.budget is not None and ctx.status != THROTTLED:
@@ -389,6 +416,7 @@ async def send_with_retries(
     policy: RetryPolicy,
     clock: Clock = SYSTEM_CLOCK,
     on_retry: Callable[[RetryEvent], None] | None = None,
+    deadline: float | None = None,
 ) -> R:
     """Send with ``send()`` until the policy says stop.
 
@@ -397,6 +425,8 @@ async def send_with_retries(
     (and from ``on_retry``) propagate at once.  ``limiter.acquire()`` runs before every attempt;
     a limiter that is also a :class:`~tower_async.ratelimit.RateFeedback` hears of every
     response: ``on_throttled(retry_after)`` for a 429, ``on_success()`` for any other status.
+    ``deadline`` (seconds on ``clock`` from the first attempt) bounds the call: a retry whose
+    wait would end past it is not made, and the last response or error is returned/raised.
     """
     feedback = _feedback(limiter)
     spent = 0
@@ -417,9 +447,11 @@ async def send_with_retries(
         if response is not None:
             status = response.status
             if status == THROTTLED:
-                throttled += 1
+                hint = policy.throttle.hint(response)
+                if hint is not None:
+                    throttled += 1
                 if feedback is not None:
-                    feedback.on_throttled(policy.throttle.hint(response))
+                    feedback.on_throttled(hint)
             else:
                 if feedback is not None:
                     feedback.on_success()
@@ -429,16 +461,17 @@ async def send_with_retries(
                     return response
         ctx = RetryContext(operation_id, method, idempotent, attempt, response, error, throttled)
         decision = policy.decide(ctx)
+        if (
+            decision.retry
+            and deadline is not None
+            and clock.monotonic() + decision.wait > started + deadline
+        ):
+            policy.refund(decision.cost)
+            decision = Decision(
+                False, reason=f"the retry would end past the call's deadline of {deadline:g}s"
+            )
         if not decision.retry:
-            if response is not None:
-                if 200 <= response.status < 400:
-                    policy.record_success(spent)
-                elif attempt > 1 or response.status in RETRYABLE_STATUSES:
-                    _log_give_up(ctx, decision, started, clock)
-                return response
-            assert error is not None
-            _log_give_up(ctx, decision, started, clock)
-            raise error
+            return _give_up(ctx, decision, policy, spent, started, clock, response, error)
 
         spent += decision.cost
         logger.info(
@@ -468,6 +501,27 @@ async def send_with_retries(
         except BaseException:
             policy.refund(decision.cost)
             raise
+
+
+def _give_up(
+    ctx: RetryContext,
+    decision: Decision,
+    policy: RetryPolicy,
+    spent: int,
+    started: float,
+    clock: Clock,
+    response: R | None,
+    error: TransportError | None,
+) -> R:
+    if response is not None:
+        if 200 <= response.status < 400:
+            policy.record_success(spent)
+        elif ctx.attempt > 1 or response.status in RETRYABLE_STATUSES:
+            _log_give_up(ctx, decision, started, clock)
+        return response
+    assert error is not None
+    _log_give_up(ctx, decision, started, clock)
+    raise error
 
 
 def _log_give_up(ctx: RetryContext, decision: Decision, started: float, clock: Clock) -> None:
