@@ -79,7 +79,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
 
-from .errors import TowerError
+from .errors import RequestValidationError, TowerError
 from .operations import Operation, resolve_ref
 
 __all__ = [
@@ -382,6 +382,23 @@ class _Pager:
         max_items: int | None = None,
         prefetch: bool = False,
     ) -> None:
+        try:
+            self._setup(call, operation, paging, arguments, page_size, max_items, prefetch)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, RequestValidationError):
+                raise
+            raise RequestValidationError(operation.operation_id, [("paging", str(exc))]) from None
+
+    def _setup(
+        self,
+        call: Call,
+        operation: Operation,
+        paging: Paging,
+        arguments: Mapping[str, Any] | None,
+        page_size: int | None,
+        max_items: int | None,
+        prefetch: bool,
+    ) -> None:
         self._call = call
         self.operation = operation
         self.paging = paging
@@ -405,6 +422,11 @@ class _Pager:
         self._trust_total = True
         if paging.style == "offset":
             start = _pop_param(operation, args, paging.offset_param)
+            if start is not None and not (
+                (isinstance(start, int) and not isinstance(start, bool) and start >= 0)
+                or (isinstance(start, str) and start.isascii() and start.isdigit())
+            ):
+                raise ValueError(f"{paging.offset_param} must be a non-negative integer: {start!r}")
             self._offset = int(start) if start is not None else 0
             if paging.include_total_param is not None:
                 include = _pop_param(operation, args, paging.include_total_param)
