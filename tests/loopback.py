@@ -10,10 +10,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from aiohttp import web
+
+from tower_async import Tower
+
+from .conftest import spec_path
 
 TOKEN = "hostile-test-token-9c1e"
 
@@ -104,3 +110,24 @@ def json_response(data: Any, status: int = 200, **headers: str) -> web.Response:
     return web.Response(
         body=orjson.dumps(data), status=status, content_type="application/json", headers=headers
     )
+
+
+@pytest.fixture(name="server")
+async def server_fixture() -> AsyncIterator[Server]:
+    """A loopback server answering ``200 {}`` to everything, recording what it saw."""
+    async with serve() as srv:
+        yield srv
+
+
+@pytest.fixture(name="published")
+async def published_fixture(server: Server, shared_cache_dir: Path) -> AsyncIterator[Tower]:
+    """A session on the published 1.181.0 document whose endpoint is ``server``."""
+    async with Tower(
+        spec=spec_path("1.181.0"),
+        token=TOKEN,
+        endpoint=server.url,
+        cache_dir=shared_cache_dir,
+        rate_limit=None,
+        validate_document=False,
+    ) as tw:
+        yield tw

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import datetime
 import warnings
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,7 +26,7 @@ from tower_async.spec import SchemaCache, load_document
 from tower_async.validation import TowerValidationWarning
 
 from .conftest import spec_path
-from .loopback import TOKEN, Server, serve
+from .loopback import TOKEN, Server, published_fixture, server_fixture  # noqa: F401 - fixtures
 
 BASE = "http://127.0.0.1:9/api"
 
@@ -166,14 +164,8 @@ def test_the_builder_raises_only_request_validation_errors(operations: list[Oper
     assert len(built) > len(operations) // 2  # most operations did build at least once
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[Server]:
-    async with serve() as srv:
-        yield srv
-
-
 async def test_a_session_raises_only_library_errors(
-    operations: list[Operation], server: Server, shared_cache_dir: Path
+    operations: list[Operation], server: Server, published: Tower
 ) -> None:
     plan = [
         (op, {**args, **opts})
@@ -181,18 +173,10 @@ async def test_a_session_raises_only_library_errors(
         for args, opts in examples(st.tuples(arguments(op), OPTIONS), 3)
     ]
     outcomes: dict[str, int] = {"ok": 0, "refused": 0, "other": 0}
-    async with Tower(
-        spec=spec_path("1.181.0"),
-        token=TOKEN,
-        endpoint=server.url,
-        cache_dir=shared_cache_dir,
-        rate_limit=None,
-        validate_document=False,
-    ) as tw:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", TowerValidationWarning)
-            for op, args in plan:
-                await _call_once(tw, server, op, args, outcomes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TowerValidationWarning)
+        for op, args in plan:
+            await _call_once(published, server, op, args, outcomes)
     assert outcomes["ok"] > 0 and outcomes["refused"] > 0
     assert {s.headers.get("Authorization") for s in server.seen} == {f"Bearer {TOKEN}", None}
 
