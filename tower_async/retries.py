@@ -2,10 +2,13 @@
 
 Small policies, each testable with a fake clock and a seeded :class:`random.Random`:
 
-* :class:`ThrottlePolicy` - a 429 waits for ``Retry-After`` (or the "Wait Nsecs" message).
+* :class:`ThrottlePolicy` - a 429 waits for ``Retry-After`` (delta-seconds or an HTTP date,
+  against the wall clock; or the "Wait Nsecs" message).
   ``0`` is floored to a short pause (0.25 s + up to 0.25 s jitter, so 0.25-0.5 s); a wait
   above ``cap`` (60 s) is not waited at all: the loop gives up and the session raises
-  ``RateLimited``, whose ``retry_after`` tells the caller how long.
+  ``RateLimited``, whose ``retry_after`` tells the caller how long.  A 429 without a usable
+  hint (none, garbage, negative, ``nan``, ``inf``) pauses 0.25-0.5 s and counts towards
+  ``max_attempts`` like a failure.  A 503's ``Retry-After`` is honoured under the same cap.
 * :class:`ExponentialBackoff` - 502/503/504 and transport errors: full jitter,
   ``uniform(0, min(max_backoff, base * 2 ** (attempt - 1)))`` with base 0.2 s, max 20 s.
 * :class:`RetryBudget` - a per-session token bucket (botocore's retry quota): a retry of a
@@ -17,9 +20,10 @@ Small policies, each testable with a fake clock and a seeded :class:`random.Rand
   non-idempotent call (POST; ``CreateWorkflowLaunch``) is re-sent only when the server provably
   did not process it: 429, 503, or a :class:`~tower_async.errors.TransportError` with
   ``may_have_been_processed=False``.
-* :class:`RetryPolicy` composes them with ``max_attempts`` (5, counting the first).  429s do
-  not count towards ``max_attempts``: a throttled call is the server pacing the client, not a
-  failure, so it is retried up to ``ThrottlePolicy.max_retries`` (50) times on its own count.
+* :class:`RetryPolicy` composes them with ``max_attempts`` (5, counting the first).  429s with
+  a usable ``Retry-After`` do not count towards ``max_attempts``: a throttled call is the
+  server pacing the client, not a failure, so it is retried up to
+  ``ThrottlePolicy.max_retries`` (50) times on its own count.
   Otherwise a server limit below the client's (another process sharing the token, an
   Enterprise install with a lower limit) made busy callers give up with ``RateLimited`` after
   five 429s in a row.  ``max_attempts=1`` still disables every retry.
@@ -29,7 +33,10 @@ retries go through the bucket too; tells a limiter that supports
 :class:`~tower_async.ratelimit.RateFeedback` about every 429 (with its ``Retry-After`` hint) and
 every other response, so that an adaptive bucket can slow down to the server's limit; and
 returns the final response (the session turns an error status into ``ApiError``) or re-raises
-the last ``TransportError``.  Each retry is logged
+the last ``TransportError``.  With ``deadline=`` (seconds on the clock, from the first attempt)
+no retry is made whose wait would end past it; the last response or error is returned instead.
+A :class:`~tower_async.errors.TransportError` with ``retryable=False`` (``SessionClosed``) is
+never retried.  Each retry is logged
 on ``tower_async.retries`` with the operation id, status or error, attempt and wait - never
 headers, which carry the token.  Cancellation during a limiter wait or a backoff sleep
 propagates as ``CancelledError``.
