@@ -368,3 +368,22 @@ async def test_close_with_calls_in_flight_gives_them_a_transport_error(tmp_path:
         with pytest.raises(TowerError):
             await tw.list_things()
         assert SessionClosed.retryable is False
+
+
+def test_origins_compare_hosts_as_the_transport_sees_them() -> None:
+    from tower_async.transport import origin_of
+
+    assert origin_of("http://xn--bcher-kva.example/x") == origin_of("http://Bücher.example:80")
+    assert origin_of("https://h") == ("https", "h", 443)
+    assert origin_of("http://[::1]:8080/a") == ("http", "::1", 8080)
+    assert origin_of("http://h:8080") != origin_of("http://h:8081")
+
+
+async def test_a_long_log_line_comes_out_whole(tmp_path: Path) -> None:
+    async def long_line(request: web.Request) -> web.Response:
+        return web.Response(body=b"x" * 400_000 + b"\nend", headers={"Content-Type": "text/plain"})
+
+    async with serve(long_line) as server, session(server, tmp_path) as tw:
+        body = await tw.download_workflow_log(workflow_id="w1")
+        lines = [line async for line in body.iter_lines()]
+        assert [len(line) for line in lines] == [400_000, 3]

@@ -45,7 +45,6 @@ __all__ = [
     "build_request",
     "decode_response",
     "error_message",
-    "origin",
     "parse_response",
 ]
 
@@ -263,14 +262,6 @@ def base_url(endpoint: str) -> str:
             f"the endpoint may not carry user info, a query or a fragment: {parts.hostname!r}"
         )
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
-
-
-def origin(url: str) -> tuple[str, str, int]:
-    """``(scheme, host, port)`` of a URL, with the scheme's default port filled in."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    port = parts.port or (443 if scheme == "https" else 80)
-    return scheme, (parts.hostname or "").lower(), port
 
 
 def _expand(op: Operation, templated: Mapping[str, str]) -> str:

@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import IO, Any, TypeVar
 
 import aiohttp
+from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
 from .errors import (
@@ -43,6 +44,7 @@ __all__ = [
     "AiohttpTransport",
     "StreamingBody",
     "make_timeout",
+    "origin_of",
 ]
 
 #: the default cap on one buffered (not streamed) response body, after decompression
@@ -129,8 +131,8 @@ class StreamingBody:
             if limit is None:
                 return await read
             return await asyncio.wait_for(read, max(limit, 0.0))
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            self.close()
+        except (aiohttp.ClientError, HttpProcessingError, asyncio.TimeoutError) as exc:
+            self.close()  # HttpProcessingError: a line longer than aiohttp's limit (LineTooLong)
             if isinstance(exc, asyncio.TimeoutError):
                 reason = (
                     f"the streamed body stalled (idle_timeout={self.idle_timeout}, "
@@ -247,12 +249,11 @@ class AiohttpTransport:
     def _url(self, request: Request) -> URL:
         url = URL(request.url, encoded=True)
         if "Authorization" in request.headers:
-            port = url.port or (443 if url.scheme == "https" else 80)
-            here = (url.scheme, (url.host or "").lower(), port)
+            here = origin_of(url)
             if self.token_origin is None or here != self.token_origin:
                 raise OriginError(
                     f"{request.operation_id}: refusing to send the access token to "
-                    f"{url.scheme}://{url.host}:{port} (not the endpoint's origin); nothing sent"
+                    f"{here[0]}://{here[1]}:{here[2]} (not the endpoint's origin); nothing sent"
                 )
         return url
 
@@ -328,6 +329,14 @@ class AiohttpTransport:
                 )
             chunks.append(chunk)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def origin_of(url: str | URL) -> tuple[str, str, int]:
+    """``(scheme, host, port)`` of a URL, the scheme's default port filled in."""
+    if isinstance(url, str):
+        url = URL(url)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return url.scheme.lower(), (url.host or "").lower(), port
 
 
 def _failed(request: Request, exc: BaseException, *, processed: bool) -> TransportError:
