@@ -199,6 +199,11 @@ class BoundOperation:
         return f"<bound operation {self.operation.operation_id} of {self._tower!r}>"
 
 
+_OPTION_NAMES = frozenset(
+    {"timeout", "deadline", "idle_timeout", "total_timeout", "idempotent", "stream"}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class _CallOptions:
     timeout: aiohttp.ClientTimeout | None
@@ -397,6 +402,7 @@ class Tower:
         self._methods: dict[str, BoundOperation] = {}
         self._closed = False
         self._reported: set[str] = set()  # deviations already warned about
+        self._plain_options: dict[tuple[bool, float | None], _CallOptions] = {}
         self._resolved_workspace: int | None = ws if isinstance(ws, int) else None
         self.cache: dict[str, Any] = {}  # per-session memo for orchestration helpers
 
@@ -664,6 +670,15 @@ class Tower:
 
     def _call_options(self, op: Operation, arguments: dict[str, Any]) -> _CallOptions:
         """Pop and check the per-call options (RequestValidationError when malformed)."""
+        if _OPTION_NAMES.isdisjoint(arguments):  # the common case: the session's defaults
+            key = (op.streams, self.deadline)
+            plain = self._plain_options.get(key)
+            if plain is None:
+                plain = self._plain_options[key] = self._parse_options(op, {})
+            return plain
+        return self._parse_options(op, arguments)
+
+    def _parse_options(self, op: Operation, arguments: dict[str, Any]) -> _CallOptions:
         try:
             timeout = make_timeout(arguments.pop("timeout", None))
             deadline = seconds(arguments.pop("deadline", None), "deadline")

@@ -245,16 +245,24 @@ class AiohttpTransport:
         self.proxy = proxy
         self.token_origin = token_origin
         self.max_response_bytes = max_response_bytes
+        self._checked: set[str] = set()
 
     def _url(self, request: Request) -> URL:
         url = URL(request.url, encoded=True)
         if "Authorization" in request.headers:
+            text = request.url
+            end = text.find("/", text.find("//") + 2)
+            prefix = text if end < 0 else text[:end]  # "scheme://authority", memoised when ok
+            if prefix in self._checked:
+                return url
             here = origin_of(url)
             if self.token_origin is None or here != self.token_origin:
                 raise OriginError(
                     f"{request.operation_id}: refusing to send the access token to "
                     f"{here[0]}://{here[1]}:{here[2]} (not the endpoint's origin); nothing sent"
                 )
+            if len(self._checked) < 16:
+                self._checked.add(prefix)
         return url
 
     async def send(
@@ -319,6 +327,13 @@ class AiohttpTransport:
     async def _read(self, request: Request, response: aiohttp.ClientResponse) -> bytes:
         """The whole body, decompressed, in chunks: ResponseTooLarge past the cap."""
         limit = self.max_response_bytes
+        length = response.content_length
+        if length is not None and "Content-Encoding" not in response.headers:
+            if length > limit:  # said so up front: refuse without reading
+                raise ResponseTooLarge(
+                    request.operation_id, request.method, _public_url(request.url), limit
+                )
+            return await response.read()  # reads exactly Content-Length bytes
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.content.iter_any():
