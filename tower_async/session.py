@@ -150,7 +150,7 @@ class BoundOperation:
                     default=inspect.Parameter.empty if self.operation.body.required else None,
                 )
             )
-        for option in ("validation", "timeout"):
+        for option in ("validation", "timeout", "deadline"):
             params.append(inspect.Parameter(option, inspect.Parameter.KEYWORD_ONLY, default=None))
         return inspect.Signature(params)
 
@@ -267,6 +267,37 @@ def _check_text_option(value: Any, what: str, *, secret: bool = False) -> None:
         raise ConfigurationError(f"{what}{shown} holds control characters or lone surrogates")
 
 
+def _check_options(
+    *,
+    token: str | None,
+    user_agent: Any,
+    accept_version: Any,
+    max_response_bytes: Any,
+    rate_limit: Any,
+    workspace: Any,
+) -> None:
+    """Session options of the wrong kind or out of range: ConfigurationError, before any I/O."""
+    _check_text_option(token, "token", secret=True)
+    _check_text_option(user_agent, "user_agent")
+    _check_text_option(accept_version, "accept_version")
+    if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int):
+        raise ConfigurationError(
+            f"max_response_bytes must be an integer, not {max_response_bytes!r}"
+        )
+    if max_response_bytes < 1:
+        raise ConfigurationError(f"max_response_bytes must be positive: {max_response_bytes}")
+    if rate_limit is not None and not (
+        isinstance(rate_limit, (int, float))
+        and not isinstance(rate_limit, bool)
+        and 0 < rate_limit < float("inf")
+    ):
+        raise ConfigurationError(f"rate_limit must be calls per second or None: {rate_limit!r}")
+    if workspace is not None and (
+        isinstance(workspace, bool) or not isinstance(workspace, (int, str))
+    ):
+        raise ConfigurationError(f"workspace must be an id or 'org/workspace': {workspace!r}")
+
+
 def _deviation(
     op: Operation, status: int, problem: str, mode: Validation, data: Any, reported: set[str]
 ) -> None:
@@ -338,29 +369,18 @@ class Tower:
         self._spec_source = spec
         self._token = token if token is not None else _env("TOWER_ACCESS_TOKEN")
         self.endpoint = _check_endpoint(endpoint or _env("TOWER_API_ENDPOINT") or DEFAULT_ENDPOINT)
-        _check_text_option(self._token, "token", secret=True)
-        _check_text_option(user_agent, "user_agent")
-        _check_text_option(accept_version, "accept_version")
-        if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int):
-            raise ConfigurationError(
-                f"max_response_bytes must be an integer, not {max_response_bytes!r}"
-            )
-        if max_response_bytes < 1:
-            raise ConfigurationError(f"max_response_bytes must be positive: {max_response_bytes}")
+        _check_options(
+            token=self._token,
+            user_agent=user_agent,
+            accept_version=accept_version,
+            max_response_bytes=max_response_bytes,
+            rate_limit=rate_limit,
+            workspace=workspace,
+        )
         self.max_response_bytes = max_response_bytes
         self.deadline = seconds(deadline, "deadline")
         self.stream_idle_timeout = seconds(stream_idle_timeout, "stream_idle_timeout")
         self.stream_total_timeout = seconds(stream_total_timeout, "stream_total_timeout")
-        if rate_limit is not None and not (
-            isinstance(rate_limit, (int, float))
-            and not isinstance(rate_limit, bool)
-            and 0 < rate_limit < float("inf")
-        ):
-            raise ConfigurationError(f"rate_limit must be calls per second or None: {rate_limit!r}")
-        if workspace is not None and (
-            isinstance(workspace, bool) or not isinstance(workspace, (int, str))
-        ):
-            raise ConfigurationError(f"workspace must be an id or 'org/workspace': {workspace!r}")
         ws = workspace if workspace is not None else _env("TOWER_WORKSPACE_ID")
         if isinstance(ws, str) and ws.isdigit():
             ws = int(ws)
