@@ -140,7 +140,8 @@ def test_parse_retry_after_header_and_message() -> None:
     assert parse_retry_after({}, RATE_MESSAGE) == 3
     assert parse_retry_after({"Retry-After": "soon"}, RATE_MESSAGE) == 3
     assert parse_retry_after({"Retry-After": "-4"}) is None
-    assert parse_retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}) is None
+    # an HTTP date is measured against the wall clock; a date in the past means "now"
+    assert parse_retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0
     assert parse_retry_after({}, b'{"message":"nope"}') is None
     assert parse_retry_after({}, b"") is None
 
@@ -502,7 +503,7 @@ async def test_429s_do_not_use_up_max_attempts() -> None:
     result, script, clock = await run(script_)
     assert result.status == 200 and script.calls == 10 and len(clock.sleeps) == 9
     # ... but 503s still stop at max_attempts, however many 429s came between them
-    mixed = [Resp(429), Resp(503)] * 5 + [Resp(200)]
+    mixed = [Resp(429, {"Retry-After": "0"}), Resp(503)] * 5 + [Resp(200)]
     result, script, _ = await run(mixed)
     assert result.status == 503 and script.calls == 10
 
@@ -513,3 +514,78 @@ async def test_throttled_retries_are_capped() -> None:
     assert result.status == 429 and script.calls == 4
     result, script, _ = await run([Resp(429), Resp(200)], policy=RetryPolicy(max_attempts=1))
     assert result.status == 429 and script.calls == 1
+
+
+# -- hostile Retry-After values and the call's deadline (issue 11) ------------------------------
+
+
+def test_retry_after_http_date_is_relative_to_the_wall_clock() -> None:
+    now = 1_445_412_400.0  # Wed, 21 Oct 2015 07:26:40 GMT
+    assert parse_retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, now=now) == 80
+    assert parse_retry_after({"Retry-After": "Wed, 21 Oct 2015 07:20:00 GMT"}, now=now) == 0
+
+
+@pytest.mark.parametrize(
+    "value", ["abc", "-5", "nan", "inf", "-inf", "1e999", "", "Wed, 99 Foo 2015", "9" * 500]
+)
+def test_unusable_retry_after_values_give_no_hint(value: str) -> None:
+    assert parse_retry_after({"Retry-After": value}) is None
+
+
+@pytest.mark.parametrize("value", ["abc", "-5", "nan", "inf"])
+async def test_429_with_garbage_retry_after_waits_briefly_and_counts(value: str) -> None:
+    result, script, clock = await run([Resp(429, {"Retry-After": value})] * 60)
+    assert result.status == 429
+    assert script.calls == 5  # counted towards max_attempts, not the 50 paced retries
+    assert all(0.25 <= s <= 0.5 for s in clock.sleeps)  # the floor plus jitter, each time
+    assert sum(clock.sleeps) <= 2.0
+
+
+async def test_503_retry_after_above_the_cap_gives_up() -> None:
+    result, script, clock = await run([Resp(503, {"Retry-After": "3600"}), Resp(200)])
+    assert result.status == 503 and script.calls == 1 and clock.sleeps == []
+
+
+async def test_no_retry_sleep_extends_past_the_deadline() -> None:
+    clock = FakeClock()
+    script = Script([Resp(503, {"Retry-After": "59"})] * 10)
+    result = await send_with_retries(
+        script,
+        operation_id="Op",
+        method="GET",
+        idempotent=True,
+        limiter=None,
+        policy=RetryPolicy(rng=BottomRandom()),
+        clock=clock,
+        deadline=130.0,
+    )
+    assert result.status == 503
+    assert clock.sleeps == [59.0, 59.0]  # a third wait would end at 177 s > 130 s
+    assert clock.now - 100.0 <= 130.0
+
+
+async def test_deadline_gives_up_with_the_last_transport_error() -> None:
+    clock = FakeClock()
+    error = transport_error(processed=False)
+    script = Script([error] * 10)
+    with pytest.raises(TransportError) as info:
+        await send_with_retries(
+            script,
+            operation_id="Op",
+            method="GET",
+            idempotent=True,
+            limiter=None,
+            policy=RetryPolicy(rng=TopRandom(), budget=None, max_attempts=10),
+            clock=clock,
+            deadline=1.0,
+        )
+    assert info.value is error
+    assert sum(clock.sleeps) <= 1.0 and script.calls <= 4
+
+
+async def test_a_session_closed_error_is_not_retried() -> None:
+    from tower_async.errors import SessionClosed
+
+    closed = SessionClosed("Op", "GET", "http://h/x", "closed", may_have_been_processed=False)
+    with pytest.raises(SessionClosed):
+        await run([closed, Resp(200)])

@@ -36,15 +36,20 @@ __all__ = [
     "BadRequest",
     "CertificateError",
     "ClientError",
+    "ConfigurationError",
     "Conflict",
     "ConnectError",
     "Forbidden",
     "MissingToken",
     "NotFound",
+    "OriginError",
     "RateLimited",
+    "RedirectError",
     "RequestValidationError",
+    "ResponseTooLarge",
     "ResponseValidationError",
     "ServerError",
+    "SessionClosed",
     "SpecError",
     "Timeout",
     "TowerError",
@@ -74,6 +79,31 @@ class MissingToken(TowerError):
         super().__init__(
             f"no access token for {endpoint}: set TOWER_ACCESS_TOKEN (or pass token=...); "
             "pass token='' to open a session for anonymous calls only"
+        )
+
+
+class ConfigurationError(TowerError, ValueError):
+    """A session or call option is of the wrong kind or out of range (raised before any I/O)."""
+
+
+class OriginError(TowerError):
+    """A request carrying the token was about to leave the endpoint's origin; nothing was sent."""
+
+
+class ResponseTooLarge(TowerError):
+    """A buffered response body grew past ``max_response_bytes`` (after decompression).
+
+    The connection is dropped as soon as the limit is passed; nothing more is read.
+    """
+
+    def __init__(self, operation_id: str, method: str, url: str, limit: int) -> None:
+        self.operation_id = operation_id
+        self.method = method
+        self.url = url
+        self.limit = limit
+        super().__init__(
+            f"{operation_id} ({method} {url}): the response body exceeds max_response_bytes="
+            f"{limit} (after decompression); stream it or raise the limit"
         )
 
 
@@ -149,7 +179,10 @@ class TransportError(TowerError):
     ``may_have_been_processed`` tells whether the server could have acted on the
     request: False when the connection failed before the request was written.
     For a workflow launch this is the answer to "did it launch?".
+    ``retryable`` is False for failures a retry cannot fix (the session was closed).
     """
+
+    retryable = True
 
     def __init__(
         self,
@@ -202,6 +235,12 @@ class CertificateError(ConnectError):
 
 class Timeout(TransportError, TimeoutError):
     """A connect or read timeout; ``may_have_been_processed`` is False for a connect one."""
+
+
+class SessionClosed(TransportError):
+    """The session was closed while the call was in flight (or before it was sent)."""
+
+    retryable = False
 
 
 class ApiError(TowerError):
@@ -295,6 +334,37 @@ class RateLimited(ClientError):
 
 class ServerError(ApiError):
     """5xx."""
+
+
+class RedirectError(ApiError):
+    """A 3xx: tower-async does not follow redirects (the token must stay with the endpoint).
+
+    ``location`` is where the server pointed (absolute); the message names only its origin.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        operation_id: str,
+        method: str,
+        url: str,
+        *,
+        location: str,
+        body: Any = None,
+    ) -> None:
+        from urllib.parse import urlsplit
+
+        self.location = location
+        try:
+            parts = urlsplit(location)
+            where = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}" if parts.netloc else ""
+        except ValueError:
+            where = ""
+        message = (
+            f"redirected to {where or 'an unparseable location'}; redirects are not followed "
+            "(point endpoint= at the final URL)"
+        )
+        super().__init__(status, operation_id, method, url, message, body, None)
 
 
 _BY_STATUS: dict[int, type[ApiError]] = {

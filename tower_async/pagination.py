@@ -299,6 +299,23 @@ class _Pager:
         max_items: int | None = None,
         prefetch: bool = False,
     ) -> None:
+        try:
+            self._setup(call, operation, paging, arguments, page_size, max_items, prefetch)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, RequestValidationError):
+                raise
+            raise RequestValidationError(operation.operation_id, [("paging", str(exc))]) from None
+
+    def _setup(
+        self,
+        call: Call,
+        operation: Operation,
+        paging: Paging,
+        arguments: Mapping[str, Any] | None,
+        page_size: int | None,
+        max_items: int | None,
+        prefetch: bool,
+    ) -> None:
         self._call = call
         self.operation = operation
         self.paging = paging

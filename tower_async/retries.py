@@ -2,10 +2,13 @@
 
 Small policies, each testable with a fake clock and a seeded :class:`random.Random`:
 
-* :class:`ThrottlePolicy` - a 429 waits for ``Retry-After`` (or the "Wait Nsecs" message).
+* :class:`ThrottlePolicy` - a 429 waits for ``Retry-After`` (delta-seconds or an HTTP date,
+  against the wall clock; or the "Wait Nsecs" message).
   ``0`` is floored to a short pause (0.25 s + up to 0.25 s jitter, so 0.25-0.5 s); a wait
   above ``cap`` (60 s) is not waited at all: the loop gives up and the session raises
-  ``RateLimited``, whose ``retry_after`` tells the caller how long.
+  ``RateLimited``, whose ``retry_after`` tells the caller how long.  A 429 without a usable
+  hint (none, garbage, negative, ``nan``, ``inf``) pauses 0.25-0.5 s and counts towards
+  ``max_attempts`` like a failure.  A 503's ``Retry-After`` is honoured under the same cap.
 * :class:`ExponentialBackoff` - 502/503/504 and transport errors: full jitter,
   ``uniform(0, min(max_backoff, base * 2 ** (attempt - 1)))`` with base 0.2 s, max 20 s.
 * :class:`RetryBudget` - a per-session token bucket (botocore's retry quota): a retry of a
@@ -17,9 +20,10 @@ Small policies, each testable with a fake clock and a seeded :class:`random.Rand
   non-idempotent call (POST; ``CreateWorkflowLaunch``) is re-sent only when the server provably
   did not process it: 429, 503, or a :class:`~tower_async.errors.TransportError` with
   ``may_have_been_processed=False``.
-* :class:`RetryPolicy` composes them with ``max_attempts`` (5, counting the first).  429s do
-  not count towards ``max_attempts``: a throttled call is the server pacing the client, not a
-  failure, so it is retried up to ``ThrottlePolicy.max_retries`` (50) times on its own count.
+* :class:`RetryPolicy` composes them with ``max_attempts`` (5, counting the first).  429s with
+  a usable ``Retry-After`` do not count towards ``max_attempts``: a throttled call is the
+  server pacing the client, not a failure, so it is retried up to
+  ``ThrottlePolicy.max_retries`` (50) times on its own count.
   Otherwise a server limit below the client's (another process sharing the token, an
   Enterprise install with a lower limit) made busy callers give up with ``RateLimited`` after
   five 429s in a row.  ``max_attempts=1`` still disables every retry.
@@ -29,7 +33,10 @@ retries go through the bucket too; tells a limiter that supports
 :class:`~tower_async.ratelimit.RateFeedback` about every 429 (with its ``Retry-After`` hint) and
 every other response, so that an adaptive bucket can slow down to the server's limit; and
 returns the final response (the session turns an error status into ``ApiError``) or re-raises
-the last ``TransportError``.  Each retry is logged
+the last ``TransportError``.  With ``deadline=`` (seconds on the clock, from the first attempt)
+no retry is made whose wait would end past it; the last response or error is returned instead.
+A :class:`~tower_async.errors.TransportError` with ``retryable=False`` (``SessionClosed``) is
+never retried.  Each retry is logged
 on ``tower_async.retries`` with the operation id, status or error, attempt and wait - never
 headers, which carry the token.  Cancellation during a limiter wait or a backoff sleep
 propagates as ``CancelledError``.
@@ -38,6 +45,8 @@ propagates as ``CancelledError``.
 from __future__ import annotations
 
 import asyncio
+import datetime
+import email.utils
 import logging
 import math
 import random
@@ -193,25 +202,47 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return value
 
 
-def parse_retry_after(headers: Mapping[str, str], body: bytes | None = b"") -> float | None:
-    """Seconds to wait from ``Retry-After`` (delta-seconds), else from the Platform's
-    "Maximum request rate exceeded. Wait Nsecs ..." message; ``None`` if neither says.
-
-    HTTP-date values are not used (the Platform sends whole seconds).
+def parse_retry_after(
+    headers: Mapping[str, str], body: bytes | None = b"", *, now: float | None = None
+) -> float | None:
+    """Seconds to wait from ``Retry-After`` (delta-seconds or an HTTP date, measured against
+    the wall clock ``now``, default ``time.time()``), else from the Platform's "Maximum
+    request rate exceeded. Wait Nsecs ..." message; ``None`` if neither says anything usable
+    (garbage, a negative number, ``nan``, ``inf``).  A date in the past gives 0.
     """
     value = _header(headers, "Retry-After")
     if value is not None:
-        try:
-            seconds = float(value.strip())
-        except ValueError:
-            seconds = math.nan
-        if math.isfinite(seconds) and seconds >= 0:
+        seconds = _retry_after_value(value.strip(), now)
+        if seconds is not None:
             return seconds
     if body:
         match = _WAIT_MESSAGE.search(body[:4096])
         if match:
-            return float(match.group(1))
+            seconds = float(match.group(1))
+            return seconds if math.isfinite(seconds) else None
     return None
+
+
+def _retry_after_value(text: str, now: float | None) -> float | None:
+    if len(text) > 64:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    try:
+        delta = when.timestamp() - (time.time() if now is None else now)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return max(0.0, delta) if math.isfinite(delta) else None
 
 
 # -- policies ---------------------------------------------------------------------------------
@@ -308,31 +339,34 @@ class RetryPolicy:
         """Retry or not after ``ctx``; a positive decision has already taken its budget."""
         if ctx.error is None and ctx.status not in RETRYABLE_STATUSES:
             return Decision(False, reason="not retryable")
+        if ctx.error is not None and not ctx.error.retryable:
+            return Decision(False, reason=f"not retryable ({ctx.error.reason})")
         if not is_safe_to_resend(ctx):
             return Decision(False, reason="not idempotent and may have been processed")
         if self.max_attempts == 1:
             return Decision(False, reason="retries disabled (max_attempts=1)")
-        if ctx.status == THROTTLED:
+        hinted: float | None = None
+        if ctx.response is not None and ctx.status in (THROTTLED, 503):
+            hinted = self.throttle.hint(ctx.response)
+        if ctx.status == THROTTLED and hinted is not None:
+            # paced by the server: counted on its own (ctx.throttled counts these only)
             if ctx.throttled > self.throttle.max_retries:
                 return Decision(False, reason=f"gave up after {ctx.throttled} throttled attempts")
         elif ctx.attempt - ctx.throttled >= self.max_attempts:
             return Decision(False, reason=f"gave up after {ctx.attempt} attempts")
 
-        wait: float | None = None
-        if ctx.response is not None and ctx.status in (THROTTLED, 503):
-            hinted = self.throttle.hint(ctx.response)
-            if hinted is not None:
-                wait = self.throttle.delay(hinted, self.rng)
-                if wait is None:
-                    return Decision(
-                        False,
-                        reason=f"server asks to wait {hinted:g}s, above the "
-                        f"{self.throttle.cap:g}s cap",
-                    )
-        if wait is None:
+        if hinted is not None:
+            wait = self.throttle.delay(hinted, self.rng)
+            if wait is None:
+                return Decision(
+                    False,
+                    reason=f"server asks to wait {hinted:g}s, above the {self.throttle.cap:g}s cap",
+                )
+        elif ctx.status == THROTTLED:
+            # no usable Retry-After (absent, garbage, negative, nan): a short bounded pause
+            wait = self.throttle.floor + self.rng.uniform(0.0, self.throttle.jitter)
+        else:
             wait = self.backoff.delay(ctx.attempt, self.rng)
-            if ctx.status == THROTTLED:
-                wait = max(wait, self.throttle.floor)
 
         cost = 0
         if self.budget is not None and ctx.status != THROTTLED:
@@ -390,6 +424,7 @@ async def send_with_retries(
     clock: Clock = SYSTEM_CLOCK,
     on_retry: Callable[[RetryEvent], None] | None = None,
     on_attempt: Callable[[int, float], None] | None = None,
+    deadline: float | None = None,
 ) -> R:
     """Send with ``send()`` until the policy says stop.
 
@@ -400,6 +435,8 @@ async def send_with_retries(
     response: ``on_throttled(retry_after)`` for a 429, ``on_success()`` for any other status.
     ``on_attempt(attempt, waited)`` (observability) hears of each attempt just before it is
     sent, with the seconds it waited for the limiter.
+    ``deadline`` (seconds on ``clock`` from the first attempt) bounds the call: a retry whose
+    wait would end past it is not made, and the last response or error is returned/raised.
     """
     feedback = _feedback(limiter)
     spent = 0
@@ -425,9 +462,11 @@ async def send_with_retries(
         if response is not None:
             status = response.status
             if status == THROTTLED:
-                throttled += 1
+                hint = policy.throttle.hint(response)
+                if hint is not None:
+                    throttled += 1
                 if feedback is not None:
-                    feedback.on_throttled(policy.throttle.hint(response))
+                    feedback.on_throttled(hint)
             else:
                 if feedback is not None:
                     feedback.on_success()
@@ -437,16 +476,17 @@ async def send_with_retries(
                     return response
         ctx = RetryContext(operation_id, method, idempotent, attempt, response, error, throttled)
         decision = policy.decide(ctx)
+        if (
+            decision.retry
+            and deadline is not None
+            and clock.monotonic() + decision.wait > started + deadline
+        ):
+            policy.refund(decision.cost)
+            decision = Decision(
+                False, reason=f"the retry would end past the call's deadline of {deadline:g}s"
+            )
         if not decision.retry:
-            if response is not None:
-                if 200 <= response.status < 400:
-                    policy.record_success(spent)
-                elif attempt > 1 or response.status in RETRYABLE_STATUSES:
-                    _log_give_up(ctx, decision, started, clock)
-                return response
-            assert error is not None
-            _log_give_up(ctx, decision, started, clock)
-            raise error
+            return _give_up(ctx, decision, policy, spent, started, clock, response, error)
 
         spent += decision.cost
         logger.info(
@@ -476,6 +516,27 @@ async def send_with_retries(
         except BaseException:
             policy.refund(decision.cost)
             raise
+
+
+def _give_up(
+    ctx: RetryContext,
+    decision: Decision,
+    policy: RetryPolicy,
+    spent: int,
+    started: float,
+    clock: Clock,
+    response: R | None,
+    error: TransportError | None,
+) -> R:
+    if response is not None:
+        if 200 <= response.status < 400:
+            policy.record_success(spent)
+        elif ctx.attempt > 1 or response.status in RETRYABLE_STATUSES:
+            _log_give_up(ctx, decision, started, clock)
+        return response
+    assert error is not None
+    _log_give_up(ctx, decision, started, clock)
+    raise error
 
 
 def _log_give_up(ctx: RetryContext, decision: Decision, started: float, clock: Clock) -> None:

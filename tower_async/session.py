@@ -29,7 +29,18 @@ import orjson
 from . import __version__
 from ._neterrors import cause_of, transport_error
 from ._typed import TypedOperations
-from .errors import ApiError, ArgumentError, Forbidden, MissingToken, SpecError, TowerError
+from .errors import (
+    ApiError,
+    ArgumentError,
+    ConfigurationError,
+    Forbidden,
+    MissingToken,
+    RequestValidationError,
+    ResponseValidationError,
+    SpecError,
+    TowerError,
+    TransportError,
+)
 from .observe import (
     CallObserver,
     Observability,
@@ -48,9 +59,22 @@ from .retries import (
     SystemClock,
     send_with_retries,
 )
-from .sansio import MISSING, RawResponse, Request, build_request, parse_response
+from .sansio import (
+    MISSING,
+    RawResponse,
+    Request,
+    base_url,
+    build_request,
+    decode_response,
+)
 from .spec import SchemaCache, SpecDocument, default_cache_dir, load_document, load_remote
-from .transport import AiohttpTransport, make_timeout
+from .transport import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    AiohttpTransport,
+    make_timeout,
+    origin_of,
+    seconds,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable
@@ -82,6 +106,9 @@ __all__ = ["DEFAULT_ENDPOINT", "BoundOperation", "Tower"]
 log = logging.getLogger("tower_async")
 
 DEFAULT_ENDPOINT = "https://api.cloud.seqera.io"
+#: seconds one call may take with its retries, unless ``deadline=`` (session or call) says
+#: otherwise, or one attempt's ``timeout`` is longer (then that)
+DEFAULT_DEADLINE = 120.0
 # Operations never re-sent unless the server provably did not process them.
 NEVER_RESEND = frozenset({"CreateWorkflowLaunch"})
 
@@ -162,7 +189,7 @@ class BoundOperation:
                     default=inspect.Parameter.empty if self.operation.body.required else None,
                 )
             )
-        for option in ("validation", "timeout"):
+        for option in ("validation", "timeout", "deadline"):
             params.append(inspect.Parameter(option, inspect.Parameter.KEYWORD_ONLY, default=None))
         return inspect.Signature(params)
 
@@ -232,6 +259,35 @@ class BoundOperation:
         return f"<bound operation {self.operation.operation_id} of {self._tower!r}>"
 
 
+_OPTION_NAMES = frozenset(
+    {"timeout", "deadline", "idle_timeout", "total_timeout", "idempotent", "stream"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _CallOptions:
+    timeout: aiohttp.ClientTimeout | None
+    deadline: float | None  # seconds for the whole call, retries included
+    idle_timeout: float | None
+    total_timeout: float | None
+    idempotent: bool | None
+    streams: bool
+
+
+def _bounded(timeout: aiohttp.ClientTimeout, left: float) -> aiohttp.ClientTimeout:
+    """``timeout`` with its total cut to what is left of the call's deadline (kept as it is
+    when it ends at most 50 ms past it: the common first attempt builds nothing)."""
+    if timeout.total is not None and timeout.total <= left + 0.05:
+        return timeout
+    return aiohttp.ClientTimeout(
+        total=left,
+        connect=timeout.connect,
+        sock_read=timeout.sock_read,
+        sock_connect=timeout.sock_connect,
+        ceil_threshold=timeout.ceil_threshold,
+    )
+
+
 def _env_proxy(url: str) -> str | None:
     """The proxy for ``url`` from HTTP(S)_PROXY / NO_PROXY, looked up once per session."""
     import urllib.request
@@ -277,6 +333,80 @@ def _env_ssl_context() -> ssl_module.SSLContext:
 def _env(name: str) -> str | None:
     value = os.environ.get(name)
     return value if value else None
+
+
+def _check_mode(mode: Any, what: str) -> None:
+    if not isinstance(mode, str) or mode not in _MODES:
+        raise ConfigurationError(f"{what} must be one of {_MODES}, not {mode!r}")
+
+
+def _check_endpoint(endpoint: Any) -> str:
+    if not isinstance(endpoint, str):
+        raise ConfigurationError(f"endpoint must be a URL string, not {type(endpoint).__name__}")
+    base_url(endpoint)  # ConfigurationError unless http(s)://host[:port][/base]
+    return endpoint.rstrip("/")
+
+
+def _check_text_option(value: Any, what: str, *, secret: bool = False) -> None:
+    """A header value: a str without control characters or lone surrogates."""
+    if value is None:
+        return
+    shown = "" if secret else f" {value!r}"
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{what} must be a string, not {type(value).__name__}")
+    if any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in value):
+        raise ConfigurationError(f"{what}{shown} holds control characters or lone surrogates")
+
+
+def _check_options(
+    *,
+    token: str | None,
+    user_agent: Any,
+    accept_version: Any,
+    max_response_bytes: Any,
+    rate_limit: Any,
+    workspace: Any,
+) -> None:
+    """Session options of the wrong kind or out of range: ConfigurationError, before any I/O."""
+    _check_text_option(token, "token", secret=True)
+    _check_text_option(user_agent, "user_agent")
+    _check_text_option(accept_version, "accept_version")
+    if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int):
+        raise ConfigurationError(
+            f"max_response_bytes must be an integer, not {max_response_bytes!r}"
+        )
+    if max_response_bytes < 1:
+        raise ConfigurationError(f"max_response_bytes must be positive: {max_response_bytes}")
+    if rate_limit is not None and not (
+        isinstance(rate_limit, (int, float))
+        and not isinstance(rate_limit, bool)
+        and 0 < rate_limit < float("inf")
+    ):
+        raise ConfigurationError(f"rate_limit must be calls per second or None: {rate_limit!r}")
+    if workspace is not None and (
+        isinstance(workspace, bool) or not isinstance(workspace, (int, str))
+    ):
+        raise ConfigurationError(f"workspace must be an id or 'org/workspace': {workspace!r}")
+
+
+def _deviation(
+    op: Operation, status: int, problem: str, mode: Validation, data: Any, reported: set[str]
+) -> None:
+    """A 2xx whose media type or body is not what the document says: strict raises,
+    warn reports once per session and (operation, status, kind), off says nothing."""
+    if mode == "strict":
+        raise ResponseValidationError(op.operation_id, status, [("", problem)], data)
+    key = f"{op.operation_id} {status} {problem[:24]}"
+    if mode == "warn" and key not in reported:
+        import warnings
+
+        from .validation import TowerValidationWarning
+
+        if len(reported) < 10_000:
+            reported.add(key)
+        text = f"{op.operation_id} {status} response: {problem} [unexpected-media]"
+        logging.getLogger("tower_async.validation").warning("%s", text)
+        warnings.warn(text, TowerValidationWarning, stacklevel=4)
 
 
 class Tower(TypedOperations):
@@ -333,12 +463,27 @@ class Tower(TypedOperations):
         tracing: bool = False,
         clock: Clock | None = None,
         validate_document: bool = True,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        deadline: float | None = None,
+        stream_idle_timeout: float | None = None,
+        stream_total_timeout: float | None = None,
     ) -> None:
-        if validation not in _MODES:
-            raise ValueError(f"validation must be one of {_MODES}, not {validation!r}")
+        _check_mode(validation, "validation")
         self._spec_source = spec
         self._token = token if token is not None else _env("TOWER_ACCESS_TOKEN")
-        self.endpoint = (endpoint or _env("TOWER_API_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+        self.endpoint = _check_endpoint(endpoint or _env("TOWER_API_ENDPOINT") or DEFAULT_ENDPOINT)
+        _check_options(
+            token=self._token,
+            user_agent=user_agent,
+            accept_version=accept_version,
+            max_response_bytes=max_response_bytes,
+            rate_limit=rate_limit,
+            workspace=workspace,
+        )
+        self.max_response_bytes = max_response_bytes
+        self.deadline = seconds(deadline, "deadline")
+        self.stream_idle_timeout = seconds(stream_idle_timeout, "stream_idle_timeout")
+        self.stream_total_timeout = seconds(stream_total_timeout, "stream_total_timeout")
         ws = workspace if workspace is not None else _env("TOWER_WORKSPACE_ID")
         if isinstance(ws, str) and ws.isdigit():
             ws = int(ws)
@@ -391,6 +536,8 @@ class Tower(TypedOperations):
         self._transport: AiohttpTransport | None = None
         self._methods: dict[str, BoundOperation] = {}
         self._closed = False
+        self._reported: set[str] = set()  # deviations already warned about
+        self._plain_options: dict[tuple[bool, float | None], _CallOptions] = {}
         self._resolved_workspace: int | None = ws if isinstance(ws, int) else None
         self.cache: dict[str, Any] = {}  # per-session memo for orchestration helpers
 
@@ -427,7 +574,13 @@ class Tower(TypedOperations):
             self._session = http
         if self._proxy is None:
             self._proxy = _env_proxy(self.endpoint)
-        self._transport = AiohttpTransport(http, ssl=self._ssl, proxy=self._proxy)
+        self._transport = AiohttpTransport(
+            http,
+            ssl=self._ssl,
+            proxy=self._proxy,
+            token_origin=origin_of(self.endpoint),
+            max_response_bytes=self.max_response_bytes,
+        )
         if self._timeout is not None:
             self._transport.timeout = self._timeout
         try:
@@ -635,9 +788,15 @@ class Tower(TypedOperations):
     def _prepare(self, op: Operation, arguments: dict[str, Any]) -> tuple[Request, Validation]:
         body = arguments.pop("body", MISSING)
         mode: Validation = arguments.pop("validation", None) or self.validation
-        if mode not in _MODES:
-            raise ValueError(f"validation must be one of {_MODES}, not {mode!r}")
         params = arguments.pop("params", None)
+        try:
+            _check_mode(mode, "validation")
+            if params is not None and not isinstance(params, Mapping):
+                raise ConfigurationError(
+                    f"params must be a mapping of parameter name to value, not {params!r}"
+                )
+        except ConfigurationError as exc:
+            raise RequestValidationError(op.operation_id, [("options", str(exc))]) from None
         if params:
             arguments.update(params)
         request = build_request(
@@ -650,8 +809,58 @@ class Tower(TypedOperations):
         )
         if mode != "off":  # compiles the operation's schemas on its first call
             sent = body if body is not MISSING and request.body else None
-            self._require().validator.validate_request_body(op, sent, mode)
+            validator = self._require().validator
+            try:
+                validator.validate_request_body(op, sent, mode)
+            except RequestValidationError:
+                raise
+            except (TypeError, ValueError, OverflowError, RecursionError):
+                if sent is None:
+                    raise
+                # a value orjson encodes (datetime, UUID, dataclass...) that the validator does
+                # not know: hold the JSON that goes on the wire to the document instead
+                validator.validate_request_body(op, orjson.loads(request.body or b"null"), mode)
         return request, mode
+
+    def _call_options(self, op: Operation, arguments: dict[str, Any]) -> _CallOptions:
+        """Pop and check the per-call options (RequestValidationError when malformed)."""
+        if _OPTION_NAMES.isdisjoint(arguments):  # the common case: the session's defaults
+            key = (op.streams, self.deadline)
+            plain = self._plain_options.get(key)
+            if plain is None:
+                plain = self._plain_options[key] = self._parse_options(op, {})
+            return plain
+        return self._parse_options(op, arguments)
+
+    def _parse_options(self, op: Operation, arguments: dict[str, Any]) -> _CallOptions:
+        try:
+            timeout = make_timeout(arguments.pop("timeout", None))
+            deadline = seconds(arguments.pop("deadline", None), "deadline")
+            idle = seconds(arguments.pop("idle_timeout", None), "idle_timeout")
+            total = seconds(arguments.pop("total_timeout", None), "total_timeout")
+            idempotent = arguments.pop("idempotent", None)
+            stream = arguments.pop("stream", True)
+            for name, flag in (("idempotent", idempotent), ("stream", stream)):
+                if flag is not None and not isinstance(flag, bool):
+                    raise ConfigurationError(f"{name} must be True, False or None, not {flag!r}")
+        except ConfigurationError as exc:
+            raise RequestValidationError(op.operation_id, [("options", str(exc))]) from None
+        streams = bool(stream) and op.streams
+        if deadline is None:
+            deadline = self.deadline
+        if deadline is None:  # DEFAULT_DEADLINE, or one whole attempt when that is longer
+            assert self._transport is not None
+            chosen = timeout or (self._transport.stream_timeout if streams else self._timeout)
+            longest = (chosen or self._transport.timeout).total
+            deadline = max(DEFAULT_DEADLINE, longest or 0.0)
+        return _CallOptions(
+            timeout,
+            deadline,
+            idle if idle is not None else self.stream_idle_timeout,
+            total if total is not None else self.stream_total_timeout,
+            idempotent,
+            streams,
+        )
 
     async def _invoke(self, op: Operation, arguments: dict[str, Any]) -> Any:
         return (await self._exchange(op, arguments, False))[1]
@@ -668,18 +877,36 @@ class Tower(TypedOperations):
         transport = self._transport
         if transport is None:
             raise TowerError("the session is not open: use 'async with Tower(...) as tw'")
-        timeout = make_timeout(arguments.pop("timeout", None))
-        idempotent = arguments.pop("idempotent", None)
-        stream = arguments.pop("stream", True)
+        options = self._call_options(op, arguments)
         request, mode = self._prepare(op, arguments)
+        idempotent = options.idempotent
         if op.operation_id in NEVER_RESEND:
             idempotent = False
         elif idempotent is None:
             idempotent = op.method in IDEMPOTENT_METHODS
-        streams = bool(stream) and op.streams
+        clock = self._clock
+        until = None if options.deadline is None else clock.monotonic() + options.deadline
 
         async def attempt() -> RawResponse:
-            return await transport.send(request, stream=streams, timeout=timeout)
+            timeout = options.timeout
+            if until is not None and not options.streams:
+                left = until - clock.monotonic()
+                if left <= 0:
+                    raise TransportError(
+                        op.operation_id,
+                        op.method,
+                        request.url.split("?", 1)[0],
+                        f"the call's deadline of {options.deadline:g}s passed before this attempt",
+                        may_have_been_processed=False,
+                    )
+                timeout = _bounded(timeout or transport.timeout, left)
+            return await transport.send(
+                request,
+                stream=options.streams,
+                timeout=timeout,
+                idle_timeout=options.idle_timeout,
+                total_timeout=options.total_timeout,
+            )
 
         def send(observer: CallObserver | None) -> Awaitable[RawResponse]:
             return send_with_retries(
@@ -689,9 +916,10 @@ class Tower(TypedOperations):
                 idempotent=bool(idempotent),
                 limiter=self._limiter if op.needs_auth else None,
                 policy=self._retry,
-                clock=self._clock,
+                clock=clock,
                 on_retry=self._on_retry if observer is None else observer.on_retry,
                 on_attempt=None if observer is None else observer.on_attempt,
+                deadline=options.deadline,
             )
 
         # -- observability (tower_async.observe): None unless hooks, tracing, DEBUG or keep
@@ -713,14 +941,16 @@ class Tower(TypedOperations):
         self, op: Operation, request: Request, raw: RawResponse, mode: Validation
     ) -> Any:
         try:
-            data = parse_response(op, request, raw)
+            data, deviation = decode_response(op, request, raw)
         except ApiError as exc:
             if "?" in exc.url:  # no secret query value in the message (tower_async.observe)
                 exc.mask_url(redact_url(exc.url, sensitive_parameters(op)))
             if isinstance(exc, Forbidden) and not self._token:
                 exc.add_hint("the session has no access token: set TOWER_ACCESS_TOKEN or token=")
             raise
-        if mode != "off" and raw.stream is None and data is not None:
+        if deviation is not None:
+            _deviation(op, raw.status, deviation, mode, data, self._reported)
+        elif mode != "off" and raw.stream is None and data is not None:
             self._require().validator.validate_response(
                 op, raw.status, raw.content_type, data, mode
             )

@@ -5,25 +5,55 @@ it sends bytes, reads the body (or hands back an unread stream for 2xx responses
 of streaming operations) and maps aiohttp's exceptions to
 :class:`~tower_async.errors.TransportError`, recording whether the server could
 have processed the request (the fact retries of a POST depend on).
+
+Three safety rules live here, whatever the layers above do:
+
+* a request carrying ``Authorization`` is sent only to ``token_origin`` (scheme, host,
+  port of the endpoint), else :class:`~tower_async.errors.OriginError` and nothing is sent;
+* redirects are never followed (``allow_redirects=False``): a 3xx comes back as it is and
+  the session raises :class:`~tower_async.errors.RedirectError`;
+* a buffered body is read in chunks, after decompression, and dropped with
+  :class:`~tower_async.errors.ResponseTooLarge` once it passes ``max_response_bytes``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import math
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import PurePath
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import aiohttp
+from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
 from ._neterrors import cause_of, transport_error
-from ._neterrors import describe as _describe  # noqa: F401 - kept for callers
-from ._neterrors import public_url as _public_url  # noqa: F401 - kept for callers
+from ._neterrors import describe as _describe
+from ._neterrors import public_url as _public_url
+from .errors import (
+    ConfigurationError,
+    OriginError,
+    ResponseTooLarge,
+    SessionClosed,
+    TransportError,
+)
 from .sansio import RawResponse, Request
 
-__all__ = ["DEFAULT_TIMEOUT", "AiohttpTransport", "StreamingBody", "make_timeout"]
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "DEFAULT_TIMEOUT",
+    "AiohttpTransport",
+    "StreamingBody",
+    "make_timeout",
+    "origin_of",
+]
+
+#: the default cap on one buffered (not streamed) response body, after decompression
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+
+T = TypeVar("T")
 
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=120, connect=15, sock_connect=15)
 DEFAULT_STREAM_TIMEOUT = aiohttp.ClientTimeout(
@@ -31,11 +61,25 @@ DEFAULT_STREAM_TIMEOUT = aiohttp.ClientTimeout(
 )
 
 
+def seconds(value: Any, what: str, *, allow_none: bool = True) -> float | None:
+    """``value`` as a positive finite number of seconds (None when allowed), else
+    :class:`~tower_async.errors.ConfigurationError` naming ``what``."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError(f"{what} must be a number of seconds, not {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(f"{what} must be a positive finite number, not {value!r}")
+    return float(value)
+
+
 def make_timeout(value: float | aiohttp.ClientTimeout | None) -> aiohttp.ClientTimeout | None:
     """A float is a total timeout in seconds; None means "the default"."""
     if value is None or isinstance(value, aiohttp.ClientTimeout):
         return value
-    return aiohttp.ClientTimeout(total=float(value), connect=min(15.0, float(value)))
+    total = seconds(value, "timeout", allow_none=False)
+    assert total is not None
+    return aiohttp.ClientTimeout(total=total, connect=min(15.0, total))
 
 
 class StreamingBody:
@@ -45,13 +89,29 @@ class StreamingBody:
     (``async for line in body.iter_lines()``), or whole (``await body.read()``,
     ``await body.text()``).  Use it as an async context manager, or call
     :meth:`release`, so the connection returns to the pool.
+
+    ``idle_timeout`` (seconds without a byte) and ``total_timeout`` (seconds since the
+    headers arrived) cut off a body that trickles or never ends: the connection is
+    dropped and the read raises :class:`~tower_async.errors.TransportError`.
     """
 
-    def __init__(self, response: aiohttp.ClientResponse, operation_id: str) -> None:
+    def __init__(
+        self,
+        response: aiohttp.ClientResponse,
+        operation_id: str,
+        *,
+        idle_timeout: float | None = None,
+        total_timeout: float | None = None,
+    ) -> None:
         self._response = response
         self.operation_id = operation_id
         self.status = response.status
         self.headers = response.headers
+        self.idle_timeout = idle_timeout
+        self.total_timeout = total_timeout
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._ends = None if total_timeout is None else loop.time() + total_timeout
 
     def __repr__(self) -> str:
         return f"<StreamingBody of {self.operation_id} ({self.content_type}, status {self.status})>"
@@ -64,9 +124,34 @@ class StreamingBody:
     def content_length(self) -> int | None:
         return self._response.content_length
 
+    async def _guard(self, read: Awaitable[T]) -> T:
+        """One read, under the idle and total limits, with aiohttp's errors mapped."""
+        limit = self.idle_timeout
+        if self._ends is not None:
+            left = self._ends - self._loop.time()
+            limit = left if limit is None else min(limit, left)
+        try:
+            if limit is None:
+                return await read
+            return await asyncio.wait_for(read, max(limit, 0.0))
+        except (aiohttp.ClientError, HttpProcessingError, asyncio.TimeoutError) as exc:
+            self.close()  # HttpProcessingError: a line longer than aiohttp's limit (LineTooLong)
+            if isinstance(exc, asyncio.TimeoutError):
+                reason = (
+                    f"the streamed body stalled (idle_timeout={self.idle_timeout}, "
+                    f"total_timeout={self.total_timeout})"
+                )
+            else:
+                reason = _describe(exc)
+            url = _public_url(str(self._response.url))
+            method = self._response.method
+            raise TransportError(
+                self.operation_id, method, url, reason, may_have_been_processed=True
+            ) from None
+
     async def iter_chunked(self, size: int = 65536) -> AsyncIterator[bytes]:
         try:
-            async for chunk in self._response.content.iter_chunked(size):
+            while chunk := await self._guard(self._response.content.read(size)):
                 yield chunk
         finally:
             self.release()
@@ -74,14 +159,14 @@ class StreamingBody:
     async def iter_lines(self, encoding: str = "utf-8") -> AsyncIterator[str]:
         """Lines without their line ending."""
         try:
-            async for line in self._response.content:
+            while line := await self._guard(self._response.content.readline()):
                 yield line.decode(encoding, "replace").rstrip("\r\n")
         finally:
             self.release()
 
     async def read(self) -> bytes:
         try:
-            return await self._response.read()
+            return await self._guard(self._response.read())
         finally:
             self.release()
 
@@ -132,7 +217,11 @@ def _form_data(request: Request) -> tuple[aiohttp.FormData, list[IO[bytes]]]:
 
 
 class AiohttpTransport:
-    """Sends requests on one aiohttp ClientSession."""
+    """Sends requests on one aiohttp ClientSession.
+
+    ``token_origin`` is ``(scheme, host, port)`` of the endpoint: a request with an
+    ``Authorization`` header for any other origin raises OriginError before anything is sent.
+    """
 
     def __init__(
         self,
@@ -142,6 +231,8 @@ class AiohttpTransport:
         stream_timeout: aiohttp.ClientTimeout = DEFAULT_STREAM_TIMEOUT,
         ssl: Any = True,
         proxy: str | None = None,
+        token_origin: tuple[str, str, int] | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.session = session
         # aiohttp re-sends an idempotent request once, silently, when a reused keep-alive
@@ -155,6 +246,27 @@ class AiohttpTransport:
         self.stream_timeout = stream_timeout
         self.ssl = ssl
         self.proxy = proxy
+        self.token_origin = token_origin
+        self.max_response_bytes = max_response_bytes
+        self._checked: set[str] = set()
+
+    def _url(self, request: Request) -> URL:
+        url = URL(request.url, encoded=True)
+        if "Authorization" in request.headers:
+            text = request.url
+            end = text.find("/", text.find("//") + 2)
+            prefix = text if end < 0 else text[:end]  # "scheme://authority", memoised when ok
+            if prefix in self._checked:
+                return url
+            here = origin_of(url)
+            if self.token_origin is None or here != self.token_origin:
+                raise OriginError(
+                    f"{request.operation_id}: refusing to send the access token to "
+                    f"{here[0]}://{here[1]}:{here[2]} (not the endpoint's origin); nothing sent"
+                )
+            if len(self._checked) < 16:
+                self._checked.add(prefix)
+        return url
 
     async def send(
         self,
@@ -162,8 +274,13 @@ class AiohttpTransport:
         *,
         stream: bool = False,
         timeout: aiohttp.ClientTimeout | None = None,
+        idle_timeout: float | None = None,
+        total_timeout: float | None = None,
     ) -> RawResponse:
         """One HTTP exchange.  2xx bodies of streaming calls are left unread."""
+        url = self._url(request)
+        if self.session.closed:
+            raise _closed(request, processed=False)
         data: Any = request.body
         opened: list[IO[bytes]] = []
         if request.multipart is not None:
@@ -171,33 +288,93 @@ class AiohttpTransport:
         try:
             response = await self.session.request(
                 request.method,
-                URL(request.url, encoded=True),
+                url,
                 headers=request.headers,
                 data=data,
                 timeout=timeout or (self.stream_timeout if stream else self.timeout),
                 ssl=self.ssl,
                 proxy=self.proxy,
+                allow_redirects=False,
             )
             try:
                 if stream and 200 <= response.status < 300:
-                    return RawResponse(
-                        response.status,
-                        response.headers,
-                        b"",
-                        StreamingBody(response, request.operation_id),
+                    body = StreamingBody(
+                        response,
+                        request.operation_id,
+                        idle_timeout=idle_timeout,
+                        total_timeout=total_timeout,
                     )
-                body = await response.read()
+                    return RawResponse(response.status, response.headers, b"", body)
+                content = await self._read(request, response)
             except BaseException:
                 response.close()
                 raise
             response.release()
-            return RawResponse(response.status, response.headers, body)
+            return RawResponse(response.status, response.headers, content)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            if self.session.closed:  # close() while in flight
+                never_sent = isinstance(
+                    exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+                )
+                raise _closed(request, processed=not never_sent) from None
             # ConnectError / Timeout / CertificateError / TransportError, with
             # may_have_been_processed=False only when the connection was never made
             raise transport_error(
                 exc, request.operation_id, request.method, request.url
             ) from cause_of(exc)
+        except RuntimeError as exc:
+            if self.session.closed:  # aiohttp: "Session is closed", before anything was sent
+                raise _closed(request, processed=False) from None
+            raise _failed(request, exc, processed=True) from exc
         finally:
             for fh in opened:
                 fh.close()
+
+    async def _read(self, request: Request, response: aiohttp.ClientResponse) -> bytes:
+        """The whole body, decompressed, in chunks: ResponseTooLarge past the cap."""
+        limit = self.max_response_bytes
+        length = response.content_length
+        if length is not None and "Content-Encoding" not in response.headers:
+            if length > limit:  # said so up front: refuse without reading
+                raise ResponseTooLarge(
+                    request.operation_id, request.method, _public_url(request.url), limit
+                )
+            return await response.read()  # reads exactly Content-Length bytes
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise ResponseTooLarge(
+                    request.operation_id, request.method, _public_url(request.url), limit
+                )
+            chunks.append(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def origin_of(url: str | URL) -> tuple[str, str, int]:
+    """``(scheme, host, port)`` of a URL, the scheme's default port filled in."""
+    if isinstance(url, str):
+        url = URL(url)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return url.scheme.lower(), (url.host or "").lower(), port
+
+
+def _failed(request: Request, exc: BaseException, *, processed: bool) -> TransportError:
+    return TransportError(
+        request.operation_id,
+        request.method,
+        _public_url(request.url),
+        _describe(exc),
+        may_have_been_processed=processed,
+    )
+
+
+def _closed(request: Request, *, processed: bool) -> SessionClosed:
+    return SessionClosed(
+        request.operation_id,
+        request.method,
+        _public_url(request.url),
+        "the session was closed",
+        may_have_been_processed=processed,
+    )

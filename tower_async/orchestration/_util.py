@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import TowerError
+from ..errors import ResponseValidationError, TowerError
 
 if TYPE_CHECKING:
     from ..session import Tower
 
-__all__ = ["AmbiguousName", "NameNotFound", "ResolutionError", "iter_offset_items", "memo"]
+__all__ = [
+    "AmbiguousName",
+    "NameNotFound",
+    "ResolutionError",
+    "as_id",
+    "as_object",
+    "iter_offset_items",
+    "memo",
+    "objects",
+]
 
 T = TypeVar("T")
 
@@ -49,6 +58,34 @@ def not_found(kind: str, name: str, where: str, names: Iterable[str]) -> NameNot
     if not close and pool and len(pool) <= 10:
         hint = f"; known: {', '.join(pool)}"
     return NameNotFound(kind, name, f"no {kind} named {name!r} {where}{hint}", close)
+
+
+def _unexpected(operation_id: str, where: str, message: str, data: Any) -> ResponseValidationError:
+    return ResponseValidationError(operation_id, 200, [(where, message)], data)
+
+
+def as_object(data: Any, operation_id: str, where: str = "$") -> Mapping[str, Any]:
+    """``data`` when it is a JSON object, else ResponseValidationError naming the place."""
+    if isinstance(data, Mapping):
+        return data
+    raise _unexpected(operation_id, where, f"expected an object, got {type(data).__name__}", data)
+
+
+def objects(data: Any, key: str) -> list[Mapping[str, Any]]:
+    """The objects in ``data[key]`` (a missing or non-array value gives none)."""
+    value = data.get(key) if isinstance(data, Mapping) else None
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if isinstance(item, Mapping)]
+
+
+def as_id(value: Any, operation_id: str, where: str) -> int:
+    """An integer id from a response (an int, or a string of ASCII digits)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 20:
+        return int(value)
+    raise _unexpected(operation_id, where, f"expected an integer id, got {value!r:.80}", value)
 
 
 def _memo_table(tw: Tower) -> dict[Hashable, asyncio.Future[Any]]:
@@ -107,14 +144,15 @@ async def iter_offset_items(
     bound = tw.operation(operation_id)
     if bound.paging is not None:
         async for item in bound.items(page_size=page_size, **arguments):
-            yield item
+            if isinstance(item, Mapping):  # anything else in a listing is not a match
+                yield dict(item)
         return
     offset = 0
     for _ in range(MAX_PAGES):
-        page = await bound(max=page_size, offset=offset, **arguments)
-        items = (page or {}).get(key) or []
+        page = as_object(await bound(max=page_size, offset=offset, **arguments), operation_id)
+        items = objects(page, key)
         for item in items:
-            yield item
+            yield dict(item)
         offset += len(items)
         if not items or page.get("hasMore") is False:
             return

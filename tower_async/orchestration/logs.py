@@ -15,10 +15,12 @@ Either way the iterator ends once the run is terminal and the final log has been
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import NotFound
+from ..errors import NotFound, ResponseValidationError
+from ..transport import StreamingBody
+from ._util import as_object
 from .resolve import resolve_workspace_id
 from .wait import TERMINAL, _Backoff, _describe
 
@@ -43,6 +45,10 @@ async def _follow_download(
         status = await _status(tw, workflow_id, ws)
         final = status in TERMINAL  # what is downloaded after this is the whole log
         body = await tw.call("DownloadWorkflowLog", workflow_id=workflow_id, workspace_id=ws)
+        if not isinstance(body, StreamingBody):
+            raise ResponseValidationError(
+                "DownloadWorkflowLog", 200, [("", "expected a streamed log file")], body
+            )
         skip = seen
         buf = b""
         got = 0
@@ -80,11 +86,17 @@ async def _follow_api(
             next=cursor,
             max_length=max_length,
         )
-        page: dict[str, Any] = (data or {}).get("log") or {}
+        data = as_object(data or {}, "GetWorkflowLog")
+        page: Mapping[str, Any] = as_object(data.get("log") or {}, "GetWorkflowLog", "$.log")
         entries = page.get("entries") or []
+        if not isinstance(entries, list):
+            raise ResponseValidationError(
+                "GetWorkflowLog", 200, [("$.log.entries", "expected an array")], data
+            )
         for entry in entries:
             yield str(entry)
-        cursor = page.get("forwardToken") or cursor
+        token = page.get("forwardToken")
+        cursor = token if isinstance(token, str) and token else cursor
         if final and not page.get("pending") and not entries:
             return
         if entries and page.get("truncated"):

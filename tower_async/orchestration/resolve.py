@@ -12,7 +12,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._util import AmbiguousName, NameNotFound, iter_offset_items, memo, not_found
+from ._util import (
+    AmbiguousName,
+    NameNotFound,
+    as_id,
+    as_object,
+    iter_offset_items,
+    memo,
+    not_found,
+    objects,
+)
 
 if TYPE_CHECKING:
     from ..session import Tower
@@ -32,8 +41,9 @@ async def user_id(tw: Tower) -> int:
     """The id of the token's user (``GET /user-info``), memoised."""
 
     async def fetch() -> int:
-        info = await tw.call("UserInfo")
-        return int(info["user"]["id"])
+        info = as_object(await tw.call("UserInfo"), "UserInfo")
+        user = as_object(info.get("user"), "UserInfo", "$.user")
+        return as_id(user.get("id"), "UserInfo", "$.user.id")
 
     return await memo(tw, ("user-id",), fetch)
 
@@ -57,13 +67,14 @@ async def resolve_workspace(tw: Tower, workspace: int | str) -> int:
 
     async def fetch() -> int:
         uid = await user_id(tw)
-        data = await tw.call("ListWorkspacesUser", user_id=uid)
-        entries = [e for e in data.get("orgsAndWorkspaces") or [] if e.get("workspaceId")]
+        data = as_object(await tw.call("ListWorkspacesUser", user_id=uid), "ListWorkspacesUser")
+        entries = [e for e in objects(data, "orgsAndWorkspaces") if e.get("workspaceId")]
         hits = [e for e in entries if e.get("orgName") == org and e.get("workspaceName") == name]
         if not hits:
             known = [f"{e.get('orgName')}/{e.get('workspaceName')}" for e in entries]
             raise not_found("workspace", text, "visible to this token", known)
-        ids = sorted({int(e["workspaceId"]) for e in hits})
+        where = "$.orgsAndWorkspaces[*].workspaceId"
+        ids = sorted({as_id(e["workspaceId"], "ListWorkspacesUser", where) for e in hits})
         if len(ids) > 1:
             raise AmbiguousName(
                 "workspace",
@@ -121,7 +132,8 @@ async def resolve_pipeline(
             where = f"in workspace {ws}" if ws is not None else "in the user context"
             if not hits:
                 raise not_found("pipeline", pipeline, where, seen)
-            ids = sorted({int(h["pipelineId"]) for h in hits})
+            where = "$.pipelines[*].pipelineId"
+            ids = sorted({as_id(h.get("pipelineId"), "ListPipelines", where) for h in hits})
             if len(ids) > 1:
                 raise AmbiguousName(
                     "pipeline",
@@ -132,7 +144,8 @@ async def resolve_pipeline(
                 )
             pid, name, repository = ids[0], pipeline, hits[0].get("repository")
         data = await tw.call("DescribePipelineLaunch", pipeline_id=pid, workspace_id=ws)
-        launch = dict(data.get("launch") or {})
+        data = as_object(data, "DescribePipelineLaunch")
+        launch = dict(as_object(data.get("launch") or {}, "DescribePipelineLaunch", "$.launch"))
         return ResolvedPipeline(pid, name, ws, repository or launch.get("pipeline"), launch)
 
     return await memo(tw, ("pipeline", ws, str(pipeline)), fetch)
@@ -140,8 +153,8 @@ async def resolve_pipeline(
 
 async def _compute_envs(tw: Tower, ws: int | None) -> list[dict[str, Any]]:
     async def fetch() -> list[dict[str, Any]]:
-        data = await tw.call("ListComputeEnvs", workspace_id=ws)
-        return list(data.get("computeEnvs") or [])
+        data = as_object(await tw.call("ListComputeEnvs", workspace_id=ws), "ListComputeEnvs")
+        return [dict(e) for e in objects(data, "computeEnvs") if e.get("id") is not None]
 
     return await memo(tw, ("compute-envs", ws), fetch)
 
@@ -203,14 +216,14 @@ async def resolve_label(
                 and bool(item.get("resource")) == resource
                 and (not resource or item.get("value") == value)
             ):
-                return int(item["id"])
+                return as_id(item.get("id"), "ListLabels", "$.labels[*].id")
         if not create:
             raise not_found("label", label, f"in workspace {ws}", seen)
         body: dict[str, Any] = {"name": name, "resource": resource}
         if resource:
             body["value"] = value
-        created = await tw.call("CreateLabel", workspace_id=ws, body=body)
-        return int(created["id"])
+        created = as_object(await tw.call("CreateLabel", workspace_id=ws, body=body), "CreateLabel")
+        return as_id(created.get("id"), "CreateLabel", "$.id")
 
     return await memo(tw, ("label", ws, name, value), fetch)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TowerError
+from ._util import as_object, objects
 from .resolve import resolve_workspace_id
 
 if TYPE_CHECKING:
@@ -101,8 +102,8 @@ class _Backoff:
 
 async def _describe(tw: Tower, workflow_id: str, ws: int | None) -> dict[str, Any]:
     data = await tw.call("DescribeWorkflow", workflow_id=workflow_id, workspace_id=ws)
-    wf = data.get("workflow") if isinstance(data, dict) else None
-    return dict(wf or {})
+    data = as_object(data, "DescribeWorkflow")
+    return dict(as_object(data.get("workflow") or {}, "DescribeWorkflow", "$.workflow"))
 
 
 async def wait_for_run(
@@ -160,12 +161,15 @@ async def _list_states(
         page = await tw.call(
             "ListWorkflows", workspace_id=ws, max=100, offset=offset, attributes=["minimal"]
         )
-        items = (page or {}).get("workflows") or []
+        page = as_object(page, "ListWorkflows")
+        items = objects(page, "workflows")
         for item in items:
-            wf = item.get("workflow") or {}
+            wf = item.get("workflow")
+            if not isinstance(wf, dict):
+                continue
             wid = wf.get("id")
-            if wid in pending:
-                found[str(wid)] = wf
+            if isinstance(wid, str) and wid in pending:
+                found[wid] = wf
         offset += len(items)
         if not items or page.get("hasMore") is False or len(found) == len(pending):
             break
