@@ -356,7 +356,7 @@ def test_cli_writes_the_package_from_the_document_a_session_binds(
     declared = set(re.findall(r"^    (\w+): \w+Op$", stub, re.M))
 
     async def bound() -> set[str]:
-        async with Tower(spec=path, endpoint="http://127.0.0.1:9", cache_dir=cache) as tw:
+        async with Tower(spec=path, endpoint="http://127.0.0.1:9", cache_dir=cache, token="") as tw:
             assert tw.spec.patches  # the patched document, as the runtime binds it
             return set(tw.operations.python_names)
 

@@ -14,23 +14,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .errors import (
     ApiError,
     ArgumentError,
     BadRequest,
     CertificateError,
     ClientError,
+    ConfigurationError,
     Conflict,
     ConnectError,
     Forbidden,
     MissingToken,
     NotFound,
+    OriginError,
     RateLimited,
+    RedirectError,
     RequestValidationError,
+    ResponseTooLarge,
     ResponseValidationError,
     ServerError,
+    SessionClosed,
     SpecError,
     Timeout,
     TowerError,
@@ -42,7 +46,19 @@ from .session import BoundOperation, Tower
 from .spec import SpecWarning
 
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers and editors
-    from .orchestration import LaunchOutcome, LaunchSpec, RunResult
+    from .observe import RawResult, RequestEvent, ResponseEvent
+    from .orchestration import (
+        AmbiguousName,
+        LaunchOutcome,
+        LaunchSpec,
+        NameNotFound,
+        NotResumable,
+        RelaunchedRun,
+        RelaunchOutcome,
+        ResolutionError,
+        RunResult,
+        WaitTimeout,
+    )
     from .pagination import ItemIterator, PageIterator, PaginationError
     from .validation import TowerValidationWarning
 
@@ -62,6 +78,9 @@ _LAZY = {
     "RequestEvent": "observe",
     "ResponseEvent": "observe",
     "RunResult": "orchestration",
+    "NotResumable": "orchestration",
+    "RelaunchedRun": "orchestration",
+    "RelaunchOutcome": "orchestration",
 }
 
 
@@ -86,6 +105,7 @@ __all__ = [
     "BoundOperation",
     "CertificateError",
     "ClientError",
+    "ConfigurationError",
     "Conflict",
     "ConnectError",
     "Forbidden",
@@ -95,19 +115,26 @@ __all__ = [
     "MissingToken",
     "NameNotFound",
     "NotFound",
+    "NotResumable",
     "Operation",
+    "OriginError",
     "PageIterator",
     "PaginationError",
     "Parameter",
     "RateLimited",
     "RawResult",
+    "RedirectError",
+    "RelaunchOutcome",
+    "RelaunchedRun",
     "RequestEvent",
     "RequestValidationError",
     "ResolutionError",
     "ResponseEvent",
+    "ResponseTooLarge",
     "ResponseValidationError",
     "RunResult",
     "ServerError",
+    "SessionClosed",
     "SpecError",
     "SpecWarning",
     "Timeout",

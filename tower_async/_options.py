@@ -48,6 +48,7 @@ class LaunchOverrides(TypedDict, total=False):
     resume: bool | None
     extra: Mapping[str, Any]
     key: str | None
+    relaunch_of: str | None
 
 
 class BulkLaunchOptions(TypedDict, total=False):

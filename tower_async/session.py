@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import aiohttp
 import orjson
 
-from . import __version__
 from ._neterrors import cause_of, transport_error
 from ._typed import TypedOperations
+from ._version import __version__
 from .errors import (
     ApiError,
     ArgumentError,

@@ -27,7 +27,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from . import __version__
+from ._version import __version__
 from .errors import ApiError
 
 if TYPE_CHECKING:

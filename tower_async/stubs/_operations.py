@@ -159,17 +159,16 @@ def _op_class(types: SchemaTypes, op: Operation, paging: Paging | None) -> str:
     body = [
         f"class {base}Op(TypedOperation):",
         f"    {doc!r}",
-        f"    async def __call__(self, **kwargs: Unpack[{args}]) -> {ret}: ...  "
-        "# type: ignore[override]",
+        f"    async def __call__(self, **kwargs: Unpack[{args}]) -> {ret}: ...",
     ]
     if paging is not None:
         item = _item_type(types, op, paging)
         parts.append(f"class {base}PageArgs({args}, PageOptions, total=False): ...")
         body += [
             f"    def items(self, **kwargs: Unpack[{base}PageArgs]) -> TypedItemIterator[{item}]:"
-            " ...  # type: ignore[override]",
+            " ...",
             f"    def pages(self, **kwargs: Unpack[{base}PageArgs]) -> TypedPageIterator[{ret}]:"
-            " ...  # type: ignore[override]",
+            " ...",
         ]
     parts.append("\n".join(body))
     return "\n\n".join(parts)
