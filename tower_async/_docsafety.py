@@ -22,6 +22,8 @@ scheme, so even a document that reached it directly cannot make it read a file o
 from __future__ import annotations
 
 import datetime
+import os
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -31,6 +33,7 @@ from .errors import SpecError
 __all__ = [
     "NO_RETRIEVAL",
     "DocumentLimits",
+    "caller_stacklevel",
     "check_tree",
     "scan_yaml",
 ]
@@ -39,6 +42,7 @@ __all__ = [
 _REF_KEYS = ("$ref", "$dynamicRef", "$recursiveRef")
 _SCALARS = (str, int, float, bool, type(None), datetime.date)  # datetime is a date
 _KEYS = (str, int, float, bool, type(None))
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 @dataclass(frozen=True)
@@ -202,3 +206,14 @@ class _RefuseEveryScheme(Mapping[str, Any]):
 
 
 NO_RETRIEVAL: Mapping[str, Any] = _RefuseEveryScheme()
+
+
+def caller_stacklevel() -> int:
+    """``stacklevel`` for a warning issued by the caller of this function: the first frame
+    outside tower-async (so a warning points at the user's ``async with Tower(...)``)."""
+    frame = sys._getframe(2)
+    level = 2
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level

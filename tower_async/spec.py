@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from ._docsafety import NO_RETRIEVAL, DocumentLimits, check_tree, scan_yaml
+from ._docsafety import NO_RETRIEVAL, DocumentLimits, caller_stacklevel, check_tree, scan_yaml
 from .errors import SpecError
 
 __all__ = [
@@ -60,7 +60,6 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 #: The caps every document is held to (read at each load; assign a new
 #: :class:`DocumentLimits` to change them).  A cache entry may be up to 4x ``max_bytes``.
 LIMITS = DocumentLimits()
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def _patch_table() -> str:
@@ -456,16 +455,6 @@ def prepare_document(
 _warned: set[str] = set()
 
 
-def _caller_stacklevel() -> int:
-    """The ``stacklevel`` of the first frame outside tower-async (counted from the caller)."""
-    frame = sys._getframe(2)
-    level = 2
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-        frame = frame.f_back  # type: ignore[assignment]
-        level += 1
-    return level
-
-
 def warn_if_invalid(spec: SpecDocument) -> None:
     """One SpecWarning when a document that failed validation enters the cache.
 
@@ -488,7 +477,7 @@ def warn_if_invalid(spec: SpecDocument) -> None:
         )
     else:
         text += "it is bound anyway"
-    warnings.warn(text, SpecWarning, stacklevel=_caller_stacklevel())
+    warnings.warn(text, SpecWarning, stacklevel=caller_stacklevel())
 
 
 def sha256_of_mapping(document: Mapping[str, Any]) -> str:
@@ -567,20 +556,19 @@ async def load_remote(
 
     ``fetch(url) -> bytes`` does the I/O (the session's HTTP client), so this stays
     testable; parsing and validation of a new document run in ``to_thread``.  The entry
-    is filed under ``origin`` (default: the endpoint, else the URL), where an automatic
-    load for that endpoint and version looks first.
+    is filed under ``origin`` (default: the endpoint, else the URL); with ``api_version``
+    an entry filed there for that version is used without any download.
     """
     if url is None:
         if endpoint is None:
             raise SpecError("either a document URL or the endpoint is needed")
-        origin = endpoint if origin is None else origin
-        if api_version is not None:
-            hit = cache.get_by_version(origin, api_version)
-            if hit is not None:
-                return hit
         url = document_url_for(endpoint)
-    elif origin is None:
-        origin = url
+    if origin is None:
+        origin = url if endpoint is None else endpoint
+    if api_version is not None:
+        hit = cache.get_by_version(origin, api_version)
+        if hit is not None:
+            return hit
     content = await fetch(url)
     sha = hashlib.sha256(content).hexdigest()
     hit = cache.get_by_source(origin, sha)
