@@ -86,7 +86,7 @@ def check_path_template(path: str, where: str) -> None:
     if bad is not None:
         raise SpecError(f"{where}: the path {path!r} contains {bad.group()!r}")
     segments = literal.split("/")[1:]
-    if len(segments) > 1 and segments[-1] == "":
+    if segments[-1] == "":
         segments.pop()  # a trailing slash
     for segment in segments:
         decoded = unquote(segment)

@@ -371,6 +371,18 @@ def _validate_offline(document: Mapping[str, Any]) -> None:
     cls(path).validate()
 
 
+def _refusal_in(exc: BaseException) -> str | None:
+    """The message of a SpecError (a refused reference) among an exception's causes."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 16:
+        if isinstance(current, SpecError):
+            return str(current)
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return None
+
+
 def check_document(document: Mapping[str, Any]) -> str | None:
     """Run openapi-spec-validator once (offline); return a short description of what is wrong.
 
@@ -391,6 +403,9 @@ def check_document(document: Mapping[str, Any]) -> str | None:
     except Exception as exc:
         where = getattr(exc, "json_path", None) or "the document"
         message = str(getattr(exc, "message", exc))
+        refused = _refusal_in(exc)
+        if refused is not None:
+            message = f"{message}: {refused}"
         if len(message) > 160:
             message = message[:80] + " ... " + message[-60:]
         text = f"{where}: {message}"
@@ -472,8 +487,8 @@ def warn_if_invalid(spec: SpecDocument) -> None:
         text += f"the patches ({', '.join(spec.patches)}) correct it: the patched document is valid"
     elif spec.patches:
         text += (
-            f"after the patches ({', '.join(spec.patches)}), {spec.patched_problems}; "
-            "it is bound anyway"
+            f"after the patches ({', '.join(spec.patches)}) the patched document is not known "
+            f"to be valid: {spec.patched_problems}; it is bound anyway"
         )
     else:
         text += "it is bound anyway"
