@@ -88,6 +88,10 @@ async def server(
         await runner.cleanup()
 
 
+def _cached(cache_dir: Path) -> list[Path]:
+    return sorted(cache_dir.rglob("*.json")) if cache_dir.exists() else []
+
+
 def _write(tmp_path: Path, name: str, document: dict[str, Any] | str) -> Path:
     path = tmp_path / name
     text = document if isinstance(document, str) else json.dumps(document)
@@ -141,7 +145,7 @@ async def test_ordinary_paths_bind_and_stay_on_the_endpoint(path: str, cache_dir
         ) as tw:
             args = {p.python_name: "v1" for p in tw.operations["GetThing"].parameters}
             await tw.get_thing(**args)
-        [(method, seen_path, auth)] = endpoint.seen
+        [(_, seen_path, auth)] = endpoint.seen
         assert seen_path == path.replace("{workflowId}", "v1").replace("{b}", "v1")
         assert auth == f"Bearer {TOKEN}"
 
@@ -170,7 +174,7 @@ async def test_http_ref_is_refused_without_a_request(tmp_path: Path, cache_dir: 
         assert remote.seen == []
         with pytest.raises(SpecError, match="moves the base URI"):
             load_document(moved, cache=SchemaCache(cache_dir))
-    assert not list(cache_dir.rglob("*.json"))  # nothing was cached
+    assert _cached(cache_dir) == []  # nothing was cached
 
 
 async def _load_in_thread(path: Path, cache_dir: Path) -> Any:
@@ -295,7 +299,7 @@ def test_alias_bomb_is_refused_in_bounded_memory(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("SpecError "), result.stdout + result.stderr
     assert "bomb.yaml line " in result.stdout and "expands to more than" in result.stdout
-    assert not list(cache.rglob("*.json")) if cache.exists() else True
+    assert _cached(cache) == []
 
 
 def test_small_aliases_expand_into_a_plain_tree(tmp_path: Path, cache_dir: Path) -> None:
@@ -498,3 +502,114 @@ def test_warning_says_when_the_patched_document_is_valid(
     assert spec.problems and spec.patched_problems is None
     assert "the patched document is valid" in str(warning.message)
     assert orjson.loads(orjson.dumps(spec.document))["paths"]["/a"]["get"]["responses"]
+
+
+# -- operationIds that cannot be attribute names ------------------------------------------
+
+ODD_IDS = {
+    "close": "op_close",
+    "open": "op_open",
+    "call": "op_call",
+    "launch": "op_launch",
+    "spec": "op_spec",
+    "operations": "op_operations",
+    "cache": "op_cache",
+    "endpoint": "op_endpoint",
+    "wait_for_run": "op_wait_for_run",
+    "123go": "op_123go",
+    "class": "op_class",
+    "café": "op_cafe",
+    "日本": "op_u65e5_u672c",
+    "ListThings": "list_things",
+    "list_things": "op_list_things",  # the same Python name as ListThings
+    "foo-bar": "foo_bar",  # snake_case makes it an identifier: no alias needed
+}
+
+
+async def test_colliding_and_odd_operation_ids_stay_reachable(cache_dir: Path) -> None:
+    paths = {f"/op{i}": _get(op_id) for i, op_id in enumerate(ODD_IDS)}
+    async with server() as endpoint:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            tw = Tower(spec=_doc(paths), token=TOKEN, endpoint=endpoint.url, cache_dir=cache_dir)
+            await tw.open()
+        try:
+            mine = [w for w in caught if issubclass(w.category, SpecWarning)]
+            assert len(mine) == 1 and mine[0].filename == __file__
+            assert "'close' -> op_close" in str(mine[0].message)
+            assert dict(tw.operations.aliases) == {
+                k: v for k, v in ODD_IDS.items() if v.startswith("op_")
+            }
+            for i, (op_id, name) in enumerate(ODD_IDS.items()):
+                assert tw.operations[op_id].python_name == name
+                assert name in dir(tw)
+                assert await getattr(tw, name)() == {"path": f"/op{i}"}
+                assert await tw.call(op_id) == {"path": f"/op{i}"}
+                assert tw.operation(op_id).operation.operation_id == op_id
+            # the session's own attributes are untouched
+            assert tw.endpoint == endpoint.url and callable(tw.close) and tw.spec.api_version
+        finally:
+            await tw.close()
+        assert len(endpoint.seen) == 2 * len(ODD_IDS)
+
+
+def test_reserved_names_cover_every_public_attribute_of_a_session() -> None:
+    from tower_async.session import _reserved_names
+
+    tw = Tower(token=TOKEN, endpoint="http://127.0.0.1:9")
+    public = {n for n in dir(tw) if not n.startswith("_")}
+    assert public <= _reserved_names()
+
+
+# -- downloads: NO_PROXY and document_url= ------------------------------------------------
+
+
+def _service_info() -> web.Response:
+    return web.json_response({"serviceInfo": {"version": "x", "apiVersion": "9.9.9"}})
+
+
+def _document() -> web.Response:
+    return web.Response(body=json.dumps(_doc()).encode(), content_type="application/json")
+
+
+async def test_no_proxy_is_honoured_for_document_downloads(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the "proxy" answers /service-info itself; the document host is in NO_PROXY
+    async with (
+        server({"/service-info": _service_info}) as proxy,
+        server({"/doc.json": _document}) as doc_host,
+    ):
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        monkeypatch.delenv("http_proxy", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        port = doc_host.url.rsplit(":", 1)[1]
+        async with Tower(
+            token=TOKEN,
+            endpoint=f"http://localhost:{port}",  # not in NO_PROXY: through the proxy
+            document_url=f"{doc_host.url}/doc.json",
+            cache_dir=cache_dir,
+        ) as tw:
+            assert tw.spec.api_version == "9.9.9"
+        assert [p for _, p, _ in proxy.seen] == ["/service-info"]
+        assert [p for _, p, _ in doc_host.seen] == ["/doc.json"]  # directly, not proxied
+
+
+async def test_document_url_entry_is_found_while_the_document_host_is_down(
+    cache_dir: Path,
+) -> None:
+    async with server({"/service-info": _service_info}) as endpoint:
+        async with server({"/doc.json": _document}) as doc_host:
+            document_url = f"{doc_host.url}/doc.json"
+            async with Tower(
+                token=TOKEN, endpoint=endpoint.url, document_url=document_url, cache_dir=cache_dir
+            ) as tw:
+                assert not tw.spec.from_cache
+            assert len(doc_host.seen) == 1
+        # the document host is gone now
+        async with Tower(
+            token=TOKEN, endpoint=endpoint.url, document_url=document_url, cache_dir=cache_dir
+        ) as tw:
+            assert tw.spec.from_cache and tw.spec.api_version == "9.9.9"
+            assert await tw.get_ping() == {"path": "/ping"}

@@ -128,7 +128,7 @@ def python_names(op_ids: Iterable[str], reserved: Iterable[str] = ()) -> dict[st
         natural = snake_case(op_id)
         if (
             _PLAIN_NAME.match(natural)
-            and not keyword.iskeyword(natural)
+            and not keyword.iskeyword(natural.removesuffix("_"))  # snake_case's class_
             and natural not in blocked
             and natural not in names
         ):
