@@ -42,6 +42,8 @@ __all__ = [
 _REF_KEYS = ("$ref", "$dynamicRef", "$recursiveRef")
 _SCALARS = (str, int, float, bool, type(None), datetime.date)  # datetime is a date
 _KEYS = (str, int, float, bool, type(None))
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None), datetime.date, datetime.datetime})
+_BASE_KEYS = (*_REF_KEYS, "$id")
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -151,8 +153,42 @@ def _ref_problem(node: Mapping[str, Any], path: str) -> str | None:
     return None
 
 
+def _looks_clean(document: Any, limits: DocumentLimits) -> bool:
+    """The fast pass (~2 ms for 1.181.0): True when nothing needs a closer look."""
+    nodes = 0
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    pop, push = stack.pop, stack.append
+    scalars = _SCALAR_TYPES
+    while stack:
+        node, depth = pop()
+        nodes += len(node)
+        if depth > limits.max_depth or nodes > limits.max_nodes:
+            return False
+        if type(node) is dict:
+            for key in _BASE_KEYS:
+                value = node.get(key)
+                if type(value) is str and not value.startswith("#"):
+                    return False
+            values: Any = node.values()
+        else:
+            values = node
+        for value in values:
+            kind = type(value)
+            if kind is dict or kind is list:
+                push((value, depth + 1))
+            elif kind not in scalars:
+                return False
+    return True
+
+
 def check_tree(document: Any, where: str, limits: DocumentLimits) -> None:
-    """Walk a built document once (iteratively): depth, size, JSON types, local refs only."""
+    """Walk a built document (iteratively): depth, size, JSON types, local refs only.
+
+    A fast pass over the tree; only when it finds something does a second pass with JSON
+    paths say what and where.
+    """
+    if type(document) is dict and _looks_clean(document, limits):
+        return
     nodes = 0
     stack: list[tuple[Any, int, str]] = [(document, 1, "$")]
     while stack:
