@@ -257,6 +257,11 @@ x-n: &n [*m,*m,*m,*m,*m,*m,*m,*m,*m]
 x-o: &o [*n,*n,*n,*n,*n,*n,*n,*n,*n]
 """
 
+MAPPING_LAUGHS = "openapi: 3.0.1\ninfo: {title: lol, version: 1.0.0}\npaths: {}\n" + "".join(
+    f"x-{b}: &{b} {{" + ", ".join(f"{k}: *{a}" for k in "abcdefghi") + "}\n"
+    for a, b in zip("abcdefghijklmn", "bcdefghijklmno", strict=True)
+).replace("*a", "lol")
+
 _RLIMIT_CHILD = """
 import resource, sys
 from tower_async.spec import SchemaCache, load_document
@@ -271,9 +276,10 @@ else:
 """
 
 
-def test_alias_bomb_is_refused_in_bounded_memory(tmp_path: Path) -> None:
-    assert len(BILLION_LAUGHS.encode()) < 900
-    bomb = _write(tmp_path, "bomb.yaml", BILLION_LAUGHS)
+@pytest.mark.parametrize("text", [BILLION_LAUGHS, MAPPING_LAUGHS], ids=["lists", "mappings"])
+def test_alias_bomb_is_refused_in_bounded_memory(text: str, tmp_path: Path) -> None:
+    assert len(text.encode()) < 1100
+    bomb = _write(tmp_path, "bomb.yaml", text)
     cache = tmp_path / "cache"
     # address space: what the interpreter with its imports takes, plus 256 MiB
     base = subprocess.run(
@@ -395,6 +401,20 @@ async def test_size_limit_for_downloads(cache_dir: Path, monkeypatch: pytest.Mon
         tw = Tower(spec=f"{host.url}/doc.json", token=TOKEN, endpoint=host.url, cache_dir=cache_dir)
         with pytest.raises(SpecError, match="larger than 4096 bytes"):
             await tw.open()
+
+
+async def test_alias_bomb_from_a_download_is_refused(cache_dir: Path) -> None:
+    def bomb() -> web.Response:
+        return web.Response(body=BILLION_LAUGHS.encode(), content_type="application/yaml")
+
+    async with server({"/bomb.yaml": bomb}) as host:
+        tw = Tower(
+            spec=f"{host.url}/bomb.yaml", token=TOKEN, endpoint=host.url, cache_dir=cache_dir
+        )
+        with pytest.raises(SpecError, match=r"bomb\.yaml line \d+: the document expands"):
+            await tw.open()
+        assert [p for _, p, _ in host.seen] == ["/bomb.yaml"]  # and nothing after it
+    assert _cached(cache_dir) == []
 
 
 @pytest.mark.parametrize(
