@@ -166,3 +166,23 @@ def test_alias_names_are_stable_and_distinct() -> None:
     assert {names["close"], names["Close"]} == {"op_close_2", "op_close_3"}
     assert names["!!!"].startswith("op_x") and names["!!!"] != names["???"]
     assert len(set(names.values())) == len(names)
+
+
+def test_self_referencing_parameter_schema_binds() -> None:
+    loop = {"$ref": "#/components/schemas/Loop"}
+    document = {
+        "openapi": "3.0.1",
+        "info": {"title": "t", "version": "1"},
+        "paths": {
+            "/x": {
+                "get": {
+                    "operationId": "GetX",
+                    "parameters": [{"name": "q", "in": "query", "schema": loop}],
+                    "responses": {"200": {"description": "ok"}},
+                }
+            }
+        },
+        "components": {"schemas": {"Loop": {"allOf": [loop]}}},
+    }
+    [param] = bind_operations(document)["GetX"].parameters
+    assert param.kind == "any"

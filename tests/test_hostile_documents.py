@@ -633,3 +633,18 @@ async def test_document_url_entry_is_found_while_the_document_host_is_down(
         ) as tw:
             assert tw.spec.from_cache and tw.spec.api_version == "9.9.9"
             assert await tw.get_ping() == {"path": "/ping"}
+
+
+def test_a_patch_that_breaks_on_a_shape_is_a_spec_error(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tower_async import patches
+
+    def fragile(document: dict[str, Any]) -> bool:
+        return bool(document["paths"]["/ping"]["get"]["responses"]["200"]["content"].values()[0])
+
+    monkeypatch.setitem(patches.PATCHES, "fragile", fragile)
+    path = _write(tmp_path, "doc.json", _doc())
+    with pytest.raises(SpecError, match=r"doc\.json: patch 'fragile' cannot be applied"):
+        load_document(path, cache=SchemaCache(cache_dir))
+    assert _cached(cache_dir) == []

@@ -160,10 +160,16 @@ def resolve_ref(document: Mapping[str, Any], node: Any) -> Any:
     return node
 
 
-def _schema_kind(document: Mapping[str, Any], schema: Mapping[str, Any]) -> tuple[str, Any]:
-    """(kind, resolved schema) where kind is a JSON type name or ``any``."""
+def _schema_kind(
+    document: Mapping[str, Any], schema: Mapping[str, Any], depth: int = 0
+) -> tuple[str, Any]:
+    """(kind, resolved schema) where kind is a JSON type name or ``any``.
+
+    A schema that is its own single ``allOf``/``oneOf``/``anyOf`` member (directly or in a
+    cycle) is ``any`` once the chain is longer than 32.
+    """
     resolved = resolve_ref(document, schema)
-    if not isinstance(resolved, Mapping):
+    if not isinstance(resolved, Mapping) or depth > 32:
         return "any", _EMPTY
     kind = resolved.get("type")
     if isinstance(kind, str):
@@ -171,7 +177,7 @@ def _schema_kind(document: Mapping[str, Any], schema: Mapping[str, Any]) -> tupl
     for key in ("allOf", "oneOf", "anyOf"):
         subs = resolved.get(key)
         if isinstance(subs, list) and len(subs) == 1 and isinstance(subs[0], Mapping):
-            return _schema_kind(document, subs[0])
+            return _schema_kind(document, subs[0], depth + 1)
     if "enum" in resolved:
         return "string", resolved
     if "properties" in resolved:
