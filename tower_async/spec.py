@@ -15,7 +15,12 @@ Later loads read that form (a few ms) and skip parsing and validation.
 Cache entries are keyed by origin, API version and the sha256 of the source
 content: ``<root>/<origin>/<apiVersion>__<sha256>.json``.  Writes are atomic
 (temporary file + rename); an entry whose body does not match the sha256 in its
-header (truncated, corrupt) is ignored, removed and rebuilt, never a crash.
+header (truncated, corrupt), or that is not a regular file, too large, of the wrong
+shape or outside the document limits, is ignored, removed and rebuilt, never a crash.
+
+Every document, from any source, is held to :data:`LIMITS` (size, nesting, YAML alias
+expansion) and may only refer to itself (see :mod:`tower_async._docsafety`); every
+failure is a :class:`SpecError` naming the document and the place.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 #: The caps every document is held to (read at each load; assign a new
 #: :class:`DocumentLimits` to change them).  A cache entry may be up to 4x ``max_bytes``.
 LIMITS = DocumentLimits()
+_MAX_CANDIDATES = 16  # entries tried per version lookup, newest first
 
 
 def _patch_table() -> str:
@@ -257,7 +263,7 @@ class SchemaCache:
                 return 0.0
 
         candidates = sorted(directory.glob(f"{prefix}__*.json"), key=mtime, reverse=True)
-        for path in candidates:
+        for path in candidates[:_MAX_CANDIDATES]:
             doc = self._read(path, origin, {"api_version": api_version})
             if doc is not None and path.name == f"{prefix}__{doc.sha256}.json":
                 return doc
