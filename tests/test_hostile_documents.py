@@ -134,6 +134,20 @@ async def test_path_that_could_leave_the_endpoint_is_refused_at_bind(
         assert endpoint.seen == [] and other.seen == []  # nothing was sent anywhere
 
 
+async def test_a_path_joined_into_the_port_never_reaches_that_port(cache_dir: Path) -> None:
+    # endpoint http://127.0.0.1:4012 + path "3/user-info" would be port 40123
+    async with server() as other:
+        port = other.url.rsplit(":", 1)[1]
+        endpoint = f"http://127.0.0.1:{port[:-1]}"
+        document = _doc({f"{port[-1]}/user-info": _get("GetUserInfo")})
+        tw = Tower(spec=document, token=TOKEN, endpoint=endpoint, cache_dir=cache_dir)
+        with pytest.raises(SpecError, match="does not start with '/'"):
+            await tw.open()
+        with pytest.raises(AttributeError):  # the session never opened: nothing to call
+            await tw.get_user_info()
+    assert other.seen == []  # the token never went to the other port
+
+
 @pytest.mark.parametrize(
     "path", ["/", "/ping/", "/workflow/{workflowId}/cancel", "/a/{b}.json", "/a:b/c~d"]
 )
