@@ -143,3 +143,46 @@ def test_spec_path_resolution_env_override(monkeypatch: pytest.MonkeyPatch, tmp_
 
     monkeypatch.setenv("TOWER_ASYNC_SPECS", str(tmp_path))
     assert conftest.specs_dir() == tmp_path
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_published_documents_need_no_aliases(version: str, documents: dict[str, Any]) -> None:
+    import warnings
+
+    from tower_async.session import _reserved_names
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no SpecWarning about aliases
+        ops = bind_operations(documents[version], reserved=_reserved_names())
+    assert dict(ops.aliases) == {}
+    assert all(ops[op_id].python_name == snake_case(op_id) for op_id in ops)
+
+
+def test_alias_names_are_stable_and_distinct() -> None:
+    from tower_async.operations import python_names
+
+    names = python_names(["close", "op_close", "Close", "!!!", "???"], reserved={"close"})
+    assert names["op_close"] == "op_close"  # its own name wins over an alias
+    assert {names["close"], names["Close"]} == {"op_close_2", "op_close_3"}
+    assert names["!!!"].startswith("op_x") and names["!!!"] != names["???"]
+    assert len(set(names.values())) == len(names)
+
+
+def test_self_referencing_parameter_schema_binds() -> None:
+    loop = {"$ref": "#/components/schemas/Loop"}
+    document = {
+        "openapi": "3.0.1",
+        "info": {"title": "t", "version": "1"},
+        "paths": {
+            "/x": {
+                "get": {
+                    "operationId": "GetX",
+                    "parameters": [{"name": "q", "in": "query", "schema": loop}],
+                    "responses": {"200": {"description": "ok"}},
+                }
+            }
+        },
+        "components": {"schemas": {"Loop": {"allOf": [loop]}}},
+    }
+    [param] = bind_operations(document)["GetX"].parameters
+    assert param.kind == "any"

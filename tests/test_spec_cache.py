@@ -214,3 +214,132 @@ async def test_automatic_mode_on_an_unreachable_endpoint_names_it(cache_dir: Pat
     with pytest.raises(ConnectError, match=f"cannot connect to the endpoint 127.0.0.1:{port}"):
         async with Tower(token=TOKEN, endpoint=f"http://127.0.0.1:{port}", cache_dir=cache_dir):
             pass
+
+
+# -- a shared cache directory written by someone else (issue 11) -----------------------------
+
+
+def _rewrite(entry: Path, header_changes: dict[str, Any], body: bytes | None = None) -> None:
+    """Rewrite an entry with a consistent checksum, as a hostile co-user could."""
+    import hashlib
+
+    header_bytes, _, old_body = entry.read_bytes().partition(b"\n")
+    body = old_body if body is None else body
+    header = {**orjson.loads(header_bytes), "body_sha256": hashlib.sha256(body).hexdigest()}
+    header.update(header_changes)
+    entry.write_bytes(orjson.dumps(header) + b"\n" + body)
+
+
+def _deep_body(depth: int) -> bytes:
+    document = yaml.safe_load(TINY_SPEC.read_text())
+    node: Any = []
+    for _ in range(depth):
+        node = [node]
+    document["x-deep"] = node
+    return orjson.dumps(document)
+
+
+def _ext_ref_body() -> bytes:
+    document = yaml.safe_load(TINY_SPEC.read_text())
+    document["components"] = {"schemas": {"X": {"$ref": "file:///etc/passwd"}}}
+    return orjson.dumps(document)
+
+
+@pytest.mark.parametrize(
+    ("changes", "body"),
+    [
+        ({"patches": 5}, None),
+        ({"problems": {"x": 1}}, None),
+        ({"api_version": 2}, None),
+        ({"origin": None}, None),
+        ({"source_sha256": "0" * 64}, None),  # not the entry's name
+        ({"api_version": "6.6.6"}, None),  # not the entry's name either
+        ({}, b"[1, 2, 3]"),  # non-dict body
+        ({}, b'"a string"'),
+        ({}, _deep_body(100)),  # deeper than the limit
+        ({}, _ext_ref_body()),  # a reference outside the document
+    ],
+    ids=[
+        "patches-int",
+        "problems-dict",
+        "version-int",
+        "origin-none",
+        "other-sha",
+        "other-version",
+        "list-body",
+        "str-body",
+        "deep-body",
+        "external-ref",
+    ],
+)
+def test_hostile_entry_is_ignored_and_rebuilt(
+    cache_dir: Path, changes: dict[str, Any], body: bytes | None
+) -> None:
+    cache = SchemaCache(cache_dir)
+    first = load_document(TINY_SPEC, cache=cache)
+    [entry] = _entries(cache_dir)
+    _rewrite(entry, changes, body)
+    again = load_document(TINY_SPEC, cache=cache)
+    assert not again.from_cache and again.document == first.document
+    assert load_document(TINY_SPEC, cache=cache).from_cache  # rebuilt whole
+
+
+def test_entry_that_is_a_symlink_outside_is_not_followed(tmp_path: Path, cache_dir: Path) -> None:
+    cache = SchemaCache(cache_dir)
+    load_document(TINY_SPEC, cache=cache)
+    [entry] = _entries(cache_dir)
+    outside = tmp_path / "outside.json"
+    outside.write_bytes(entry.read_bytes())  # a well-formed entry, elsewhere
+    entry.unlink()
+    entry.symlink_to(outside)
+    again = load_document(TINY_SPEC, cache=cache)
+    assert not again.from_cache  # the link was not read
+    assert not entry.is_symlink() and entry.is_file()  # replaced by a real entry
+    assert outside.read_bytes()  # the target is untouched
+
+
+def test_symlinked_origin_directory_is_neither_read_nor_written(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (cache_dir / "file").symlink_to(elsewhere, target_is_directory=True)
+    for _ in range(2):
+        assert not load_document(TINY_SPEC, cache=SchemaCache(cache_dir)).from_cache
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_fifo_and_huge_entries_do_not_hang_or_load(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    cache = SchemaCache(cache_dir)
+    first = load_document(TINY_SPEC, cache=cache)
+    [entry] = _entries(cache_dir)
+    entry.unlink()
+    os.mkfifo(entry)  # opening it for reading would block forever
+    assert not load_document(TINY_SPEC, cache=cache).from_cache
+    assert not entry.exists() or not entry.is_fifo()
+    # huge: larger than 4x the size limit (sparse, so nothing is really written)
+    limit = TINY_SPEC.stat().st_size * 2
+    monkeypatch.setattr(spec_module, "LIMITS", spec_module.DocumentLimits(max_bytes=limit))
+    assert load_document(TINY_SPEC, cache=cache).from_cache
+    with entry.open("r+b") as fh:
+        fh.truncate(4 * limit + 1)
+    assert not load_document(TINY_SPEC, cache=cache).from_cache
+    assert first.document
+
+
+async def test_automatic_lookup_ignores_an_entry_named_for_another_version(
+    doc_server: tuple[str, dict[str, int]], cache_dir: Path
+) -> None:
+    url, counts = doc_server
+    async with Tower(token=TOKEN, endpoint=url, cache_dir=cache_dir):
+        pass
+    [entry] = _entries(cache_dir)
+    # an entry claiming 2.0.0 in its name but holding another version's header
+    _rewrite(entry, {"api_version": "1.0.0"})
+    async with Tower(token=TOKEN, endpoint=url, cache_dir=cache_dir) as tw:
+        assert not tw.spec.from_cache and tw.spec.api_version == "2.0.0"
+    assert counts["document"] == 2

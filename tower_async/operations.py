@@ -10,13 +10,18 @@ references into the document and only compiled by the validator on first use.
 
 from __future__ import annotations
 
+import hashlib
 import keyword
 import re
-from collections.abc import Iterator, Mapping
+import unicodedata
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import unquote
 
+from ._docsafety import caller_stacklevel
 from .errors import SpecError
 
 __all__ = [
@@ -25,6 +30,7 @@ __all__ = [
     "Parameter",
     "ResponseSpec",
     "bind_operations",
+    "check_path_template",
     "resolve_ref",
     "snake_case",
 ]
@@ -43,6 +49,12 @@ _SNAKE_1 = re.compile(r"(.)([A-Z][a-z]+)")
 _SNAKE_2 = re.compile(r"([a-z0-9])([A-Z])")
 _NON_IDENT = re.compile(r"\W+")
 _UNDERSCORES = re.compile(r"__+")
+_PLAIN_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
+ALIAS_PREFIX = "op_"
+# In a path template outside {variables}: a backslash, an '@', a query or fragment
+# delimiter, whitespace or a control character could move the request elsewhere.
+_BAD_PATH_CHARS = re.compile(r"[\\@?#{}\s\x00-\x1f\x7f]")
+_TEMPLATE_VARIABLE = re.compile(r"{[^{}/]*}")
 
 
 def snake_case(name: str) -> str:
@@ -58,6 +70,74 @@ def snake_case(name: str) -> str:
     if keyword.iskeyword(s):
         s += "_"
     return s
+
+
+def check_path_template(path: str, where: str) -> None:
+    """Refuse a path template that could send a request anywhere but below the endpoint.
+
+    It must start with ``/`` and contain no empty, ``.`` or ``..`` segment (also
+    percent-encoded), no encoded ``/`` or backslash, and no ``\\ @ ? #``, whitespace or
+    control character outside its ``{variables}``.
+    """
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise SpecError(f"{where}: the path {path!r} does not start with '/'")
+    literal = _TEMPLATE_VARIABLE.sub("v", path)
+    bad = _BAD_PATH_CHARS.search(literal)
+    if bad is not None:
+        raise SpecError(f"{where}: the path {path!r} contains {bad.group()!r}")
+    segments = literal.split("/")[1:]
+    if segments[-1] == "":
+        segments.pop()  # a trailing slash
+    for segment in segments:
+        decoded = unquote(segment)
+        if decoded in ("", ".", "..") or "/" in decoded or "\\" in decoded:
+            raise SpecError(f"{where}: the path {path!r} has the segment {segment!r}")
+
+
+def _ascii_fold(name: str) -> str:
+    """``café`` -> ``cafe``; letters without an ASCII form -> ``_u65e5_``."""
+    out = []
+    for ch in unicodedata.normalize("NFKD", name):
+        if ch.isascii():
+            out.append(ch)
+        elif not unicodedata.combining(ch):
+            out.append(f"_u{ord(ch):04x}_")
+    return "".join(out)
+
+
+def _alias(op_id: str, taken: Mapping[str, str]) -> str:
+    """``op_<snake_case>`` for an operationId whose own Python name cannot be used."""
+    stem = snake_case(_ascii_fold(op_id)).strip("_")
+    if not stem:
+        stem = "x" + hashlib.sha256(op_id.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    alias = ALIAS_PREFIX + stem
+    n = 1
+    while alias in taken:
+        n += 1
+        alias = f"{ALIAS_PREFIX}{stem}_{n}"
+    return alias
+
+
+def python_names(op_ids: Iterable[str], reserved: Iterable[str] = ()) -> dict[str, str]:
+    """operationId -> Python name: its snake_case when that is a plain ASCII identifier
+    (not a keyword, not ``reserved``, not already taken), else an ``op_`` alias."""
+    blocked = set(reserved)
+    names: dict[str, str] = {}  # python name -> op id
+    later: list[str] = []
+    for op_id in op_ids:
+        natural = snake_case(op_id)
+        if (
+            _PLAIN_NAME.match(natural)
+            and not keyword.iskeyword(natural.removesuffix("_"))  # snake_case's class_
+            and natural not in blocked
+            and natural not in names
+        ):
+            names[natural] = op_id
+        else:
+            later.append(op_id)
+    for op_id in later:
+        names[_alias(op_id, names)] = op_id
+    return {op_id: name for name, op_id in names.items()}
 
 
 def resolve_ref(document: Mapping[str, Any], node: Any) -> Any:
@@ -80,10 +160,16 @@ def resolve_ref(document: Mapping[str, Any], node: Any) -> Any:
     return node
 
 
-def _schema_kind(document: Mapping[str, Any], schema: Mapping[str, Any]) -> tuple[str, Any]:
-    """(kind, resolved schema) where kind is a JSON type name or ``any``."""
+def _schema_kind(
+    document: Mapping[str, Any], schema: Mapping[str, Any], depth: int = 0
+) -> tuple[str, Any]:
+    """(kind, resolved schema) where kind is a JSON type name or ``any``.
+
+    A schema that is its own single ``allOf``/``oneOf``/``anyOf`` member (directly or in a
+    cycle) is ``any`` once the chain is longer than 32.
+    """
     resolved = resolve_ref(document, schema)
-    if not isinstance(resolved, Mapping):
+    if not isinstance(resolved, Mapping) or depth > 32:
         return "any", _EMPTY
     kind = resolved.get("type")
     if isinstance(kind, str):
@@ -91,7 +177,7 @@ def _schema_kind(document: Mapping[str, Any], schema: Mapping[str, Any]) -> tupl
     for key in ("allOf", "oneOf", "anyOf"):
         subs = resolved.get(key)
         if isinstance(subs, list) and len(subs) == 1 and isinstance(subs[0], Mapping):
-            return _schema_kind(document, subs[0])
+            return _schema_kind(document, subs[0], depth + 1)
     if "enum" in resolved:
         return "string", resolved
     if "properties" in resolved:
@@ -328,6 +414,7 @@ def _bind_operation(
     raw: Mapping[str, Any],
     path_params: list[Any],
     global_security: Any,
+    python_name: str | None = None,
 ) -> Operation:
     op_id = _operation_id(path, method, raw)
     where = f"{method.upper()} {path}"
@@ -388,7 +475,7 @@ def _bind_operation(
     )
     return Operation(
         operation_id=op_id,
-        python_name=snake_case(op_id),
+        python_name=snake_case(op_id) if python_name is None else python_name,
         method=method.upper(),
         path=path,
         summary=str(raw.get("summary") or ""),
@@ -406,13 +493,17 @@ def _bind_operation(
 class OperationMap(Mapping[str, Operation]):
     """Read-only mapping operationId -> Operation, with lookup by snake_case name.
 
-    Operations are indexed eagerly (names only) and bound on first access, so a
-    session that uses five of the Platform's 250 operations binds five.
+    Operations are indexed eagerly (names only, and every path template is checked) and
+    bound on first access, so a session that uses five of the Platform's 250 operations
+    binds five.  An operationId whose snake_case is not a plain ASCII identifier, is a
+    keyword, is in ``reserved`` (the session's own attributes) or is taken by another
+    operation gets an ``op_`` alias (``close`` -> ``op_close``, ``123go`` -> ``op_123go``);
+    :attr:`aliases` lists them and one :class:`~tower_async.spec.SpecWarning` says so.
     """
 
-    __slots__ = ("_bound", "_document", "_global_security", "_index", "_python")
+    __slots__ = ("_bound", "_document", "_global_security", "_index", "_names", "_python")
 
-    def __init__(self, document: Mapping[str, Any]) -> None:
+    def __init__(self, document: Mapping[str, Any], reserved: Iterable[str] = ()) -> None:
         if not isinstance(document, Mapping):
             raise SpecError("an OpenAPI document must be a mapping")
         version = document.get("openapi")
@@ -424,40 +515,79 @@ class OperationMap(Mapping[str, Operation]):
         self._document = document
         self._global_security = document.get("security")
         self._index: dict[str, tuple[str, str, Mapping[str, Any], list[Any]]] = {}
-        self._python: dict[str, str] = {}
         self._bound: dict[str, Operation] = {}
         for path, raw_item in paths.items():
-            item = resolve_ref(document, raw_item)
-            if not isinstance(item, Mapping):
+            self._index_path(str(path), raw_item)
+        self._names = python_names(self._index, reserved)  # op id -> python name
+        self._python = {name: op_id for op_id, name in self._names.items()}
+        if self.aliases:
+            self._warn_aliases()
+
+    def _index_path(self, path: str, raw_item: Any) -> None:
+        try:
+            item = resolve_ref(self._document, raw_item)
+        except SpecError as exc:
+            raise SpecError(f"path {path!r}: {exc}") from None
+        if not isinstance(item, Mapping):
+            return
+        path_params = item.get("parameters") or []
+        if not isinstance(path_params, list):
+            raise SpecError(f"path {path!r}: 'parameters' is not a list")
+        for method in HTTP_METHODS:
+            raw_op = item.get(method)
+            if not isinstance(raw_op, Mapping):
                 continue
-            path_params = list(item.get("parameters") or [])
-            for method in HTTP_METHODS:
-                raw_op = item.get(method)
-                if not isinstance(raw_op, Mapping):
-                    continue
-                op_id = _operation_id(str(path), method, raw_op)
-                if op_id in self._index:
-                    first = self._index[op_id]
-                    raise SpecError(
-                        f"duplicate operationId {op_id!r} ({first[1].upper()} {first[0]} "
-                        f"and {method.upper()} {path})"
-                    )
-                self._index[op_id] = (str(path), method, raw_op, path_params)
-                python_name = snake_case(op_id)
-                other = self._python.setdefault(python_name, op_id)
-                if other != op_id:
-                    raise SpecError(
-                        f"operationIds {other!r} and {op_id!r} map to the same "
-                        f"Python name {python_name!r}"
-                    )
+            op_id = _operation_id(path, method, raw_op)
+            check_path_template(path, f"operation {op_id!r} ({method.upper()} {path!r})")
+            if op_id in self._index:
+                first = self._index[op_id]
+                raise SpecError(
+                    f"duplicate operationId {op_id!r} ({first[1].upper()} {first[0]} "
+                    f"and {method.upper()} {path})"
+                )
+            self._index[op_id] = (path, method, raw_op, list(path_params))
+
+    @property
+    def aliases(self) -> Mapping[str, str]:
+        """operationId -> alias, for the operations not bound under their snake_case."""
+        return {
+            op_id: name
+            for op_id, name in self._names.items()
+            if name.startswith(ALIAS_PREFIX) and name != snake_case(op_id)
+        }
+
+    def _warn_aliases(self) -> None:
+        from .spec import SpecWarning
+
+        listed = ", ".join(f"{op_id!r} -> {name}" for op_id, name in self.aliases.items())
+        warnings.warn(
+            f"{len(self.aliases)} operationId(s) cannot be attribute names (they clash with "
+            f"the session's own attributes, another operation, a keyword, or are not ASCII "
+            f"identifiers) and are bound under aliases: {listed}; "
+            "tw.call(operationId) reaches each one too",
+            SpecWarning,
+            stacklevel=caller_stacklevel(),
+        )
 
     def __getitem__(self, key: str) -> Operation:
         op = self._bound.get(key)
         if op is None:
             path, method, raw_op, path_params = self._index[key]
-            op = _bind_operation(
-                self._document, path, method, raw_op, path_params, self._global_security
-            )
+            where = f"operation {key!r} ({method.upper()} {path})"
+            try:
+                op = _bind_operation(
+                    self._document,
+                    path,
+                    method,
+                    raw_op,
+                    path_params,
+                    self._global_security,
+                    self._names[key],
+                )
+            except SpecError as exc:
+                raise SpecError(f"{where}: {exc}") from None
+            except (AttributeError, KeyError, TypeError, ValueError, RecursionError) as exc:
+                raise SpecError(f"{where}: cannot be bound: {exc!r}") from None
             self._bound[key] = op
         return op
 
@@ -490,6 +620,9 @@ def _operation_id(path: str, method: str, raw: Mapping[str, Any]) -> str:
     return snake_case(method + "_" + re.sub(r"[{}]", "", path.replace("/", "_")))
 
 
-def bind_operations(document: Mapping[str, Any]) -> OperationMap:
-    """Index every operation of an OpenAPI 3.0 document (each is bound on first use)."""
-    return OperationMap(document)
+def bind_operations(document: Mapping[str, Any], reserved: Iterable[str] = ()) -> OperationMap:
+    """Index every operation of an OpenAPI 3.0 document (each is bound on first use).
+
+    ``reserved``: names the operations must not take (a session's own attributes).
+    """
+    return OperationMap(document, reserved)

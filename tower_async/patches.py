@@ -103,7 +103,10 @@ def _error_oneof_anyof(document: dict[str, Any]) -> bool:
             for status, response in responses.items():
                 if str(status)[:1] not in ("4", "5") or not isinstance(response, dict):
                     continue
-                for media in (response.get("content") or {}).values():
+                content = response.get("content")
+                if not isinstance(content, dict):
+                    continue
+                for media in content.values():
                     schema = media.get("schema") if isinstance(media, dict) else None
                     if (
                         isinstance(schema, dict)
@@ -123,6 +126,8 @@ def _nullable_combinator(document: dict[str, Any]) -> bool:
         present = [k for k in _COMBINATORS if k in node]
         if not present or "discriminator" in node:
             continue
+        if not all(isinstance(node[k], list) for k in present):
+            continue  # not a schema this patch understands; the validator reports it
         if present == ["anyOf"] and NULL_ALTERNATIVE in node["anyOf"]:
             continue  # already patched
         inner = {k: node.pop(k) for k in present}

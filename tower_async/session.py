@@ -67,7 +67,14 @@ from .sansio import (
     build_request,
     decode_response,
 )
-from .spec import SchemaCache, SpecDocument, default_cache_dir, load_document, load_remote
+from .spec import (
+    SchemaCache,
+    SpecDocument,
+    default_cache_dir,
+    load_document,
+    load_remote,
+    warn_if_invalid,
+)
 from .transport import (
     DEFAULT_MAX_RESPONSE_BYTES,
     AiohttpTransport,
@@ -138,12 +145,23 @@ def _bound_for(spec: SpecDocument) -> _Bound:
 
         bound = _Bound(
             spec.api_version,
-            bind_operations(spec.document),
+            bind_operations(spec.document, reserved=_reserved_names()),
             Validator(spec.document),
             PagingTable(spec.document),
         )
         _DOCUMENTS[key] = bound
     return bound
+
+
+# Public attributes set on every Tower instance (the class's own are read from it).
+_INSTANCE_ATTRIBUTES = frozenset(
+    {"endpoint", "workspace", "rate_limit", "adaptive_rate", "validation", "cache"}
+)
+
+
+def _reserved_names() -> frozenset[str]:
+    """Names an operation cannot be bound under: the session's own attributes and methods."""
+    return _INSTANCE_ATTRIBUTES | {n for n in dir(Tower) if not n.startswith("_")}
 
 
 class BoundOperation:
@@ -289,7 +307,8 @@ def _bounded(timeout: aiohttp.ClientTimeout, left: float) -> aiohttp.ClientTimeo
 
 
 def _env_proxy(url: str) -> str | None:
-    """The proxy for ``url`` from HTTP(S)_PROXY / NO_PROXY, looked up once per session."""
+    """The proxy for ``url`` from HTTP(S)_PROXY / NO_PROXY (for the endpoint: once per
+    session; for document downloads: per URL)."""
     import urllib.request
     from urllib.parse import urlsplit
 
@@ -328,6 +347,21 @@ def _env_ssl_context() -> ssl_module.SSLContext:
     if context is None:
         context = _SSL_CONTEXTS[key] = ssl_module.create_default_context()
     return context
+
+
+async def _read_capped(response: aiohttp.ClientResponse, url: str) -> bytes:
+    """A document download's body, at most ``spec.LIMITS.max_bytes`` (after decompression)."""
+    from . import spec as spec_module
+
+    limit = spec_module.LIMITS.max_bytes
+    if response.content_length is not None and response.content_length > limit:
+        raise SpecError(f"{url}: the document is larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(1 << 16):
+        body += chunk
+        if len(body) > limit:
+            raise SpecError(f"{url}: the document is larger than {limit} bytes")
+    return bytes(body)
 
 
 def _env(name: str) -> str | None:
@@ -621,15 +655,19 @@ class Tower(TypedOperations):
 
     async def _load_spec(self, http: aiohttp.ClientSession) -> SpecDocument:
         source = self._spec_source
+        # proxy= given by the caller is used for every download; one taken from the
+        # environment is looked up per URL, so NO_PROXY applies to the document host too.
+        env_proxy = self._proxy == _env_proxy(self.endpoint)
 
         async def fetch(url: str) -> bytes:
             headers = dict(self._anon_headers)
             headers["Accept"] = "application/yaml, application/json, */*"
+            proxy = _env_proxy(url) if env_proxy else self._proxy
             try:
-                async with http.get(url, headers=headers, ssl=self._ssl, proxy=self._proxy) as r:
+                async with http.get(url, headers=headers, ssl=self._ssl, proxy=proxy) as r:
                     if r.status != 200:
                         raise SpecError(f"GET {url} answered {r.status}")
-                    return await r.read()
+                    return await _read_capped(r, url)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 # ConnectError naming the endpoint, CertificateError, Timeout, ...
                 raise transport_error(exc, "opening the session", "GET", url) from cause_of(exc)
@@ -643,9 +681,15 @@ class Tower(TypedOperations):
                 to_thread=asyncio.to_thread,
             )
         if source is not None:
-            return await asyncio.to_thread(
-                load_document, source, cache=self._cache, validate=self._validate_document
+            spec = await asyncio.to_thread(
+                load_document,
+                source,
+                cache=self._cache,
+                validate=self._validate_document,
+                warn=False,
             )
+            warn_if_invalid(spec)  # from this frame: the warning points at the caller
+            return spec
         # automatic: the server's API version, then the cache, then a download
         info_url = f"{self.endpoint}/service-info"
         try:
@@ -656,21 +700,12 @@ class Tower(TypedOperations):
                 f"cannot tell the API version of {self.endpoint} from /service-info ({exc}); "
                 "pass spec= (a path, URL or mapping)"
             ) from exc
-        if self._document_url is not None:
-            hit = self._cache.get_by_version(self.endpoint, api_version)
-            if hit is not None:
-                return hit
-            return await load_remote(
-                fetch=fetch,
-                cache=self._cache,
-                url=self._document_url,
-                api_version=api_version,
-                validate=self._validate_document,
-                to_thread=asyncio.to_thread,
-            )
+        # filed under the endpoint (also for document_url=), so the next open finds it
+        # there without a download
         return await load_remote(
             fetch=fetch,
             cache=self._cache,
+            url=self._document_url,
             endpoint=self.endpoint,
             api_version=api_version,
             validate=self._validate_document,
