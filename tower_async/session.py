@@ -155,7 +155,18 @@ def _bound_for(spec: SpecDocument) -> _Bound:
 
 # Public attributes set on every Tower instance (the class's own are read from it).
 _INSTANCE_ATTRIBUTES = frozenset(
-    {"endpoint", "workspace", "rate_limit", "adaptive_rate", "validation", "cache"}
+    {
+        "endpoint",
+        "workspace",
+        "rate_limit",
+        "adaptive_rate",
+        "validation",
+        "cache",
+        "deadline",
+        "max_response_bytes",
+        "stream_idle_timeout",
+        "stream_total_timeout",
+    }
 )
 
 
