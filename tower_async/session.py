@@ -532,6 +532,7 @@ class Tower:
         timeout = make_timeout(arguments.pop("timeout", None))
         idempotent = arguments.pop("idempotent", None)
         stream = arguments.pop("stream", True)
+        on_send = arguments.pop("on_send", None)  # called right before each attempt is sent
         request, mode = self._prepare(op, arguments)
         if op.operation_id in NEVER_RESEND:
             idempotent = False
@@ -540,6 +541,8 @@ class Tower:
         streams = bool(stream) and op.streams
 
         async def attempt() -> RawResponse:
+            if on_send is not None:
+                on_send()  # after the limiter granted the attempt (bulk_launch journals here)
             return await transport.send(request, stream=streams, timeout=timeout)
 
         raw = await send_with_retries(
