@@ -111,7 +111,8 @@ async def test_skip_policy_reports_uncertain_and_never_relaunches(
     fake.faults.add("CreateWorkflowLaunch", "drop_after", probability=0.1)
     fake.faults.burst("CreateWorkflowLaunch", status=400, count=2)
     journal = tmp_path / "j.jsonl"
-    first = [o async for o in bulk_launch(tw, specs(200), concurrency=8, journal=journal)]
+    skip = {"concurrency": 8, "journal": journal, "on_uncertain": "skip"}
+    first = [o async for o in bulk_launch(tw, specs(200), **skip)]
     st = Counter(o.status for o in first)
     assert st["failed"] == 2 and st["uncertain"] >= 5
     assert st["launched"] + st["failed"] + st["uncertain"] == 200
@@ -120,7 +121,7 @@ async def test_skip_policy_reports_uncertain_and_never_relaunches(
             assert o.may_have_launched and o.workflow_id is None and o.error
     fake.faults.clear()
     before = len(fake.state.launches)
-    second = [o async for o in bulk_launch(tw, specs(200), concurrency=8, journal=journal)]
+    second = [o async for o in bulk_launch(tw, specs(200), **skip)]
     st2 = Counter(o.status for o in second)
     # launched and uncertain ones are skipped; only the two refused ones are launched now
     assert st2 == {"skipped": 198, "launched": 2}
@@ -161,7 +162,7 @@ async def test_resume_after_crash_mid_run_launches_nothing_twice(
     await asyncio.sleep(0.1)  # let the server finish what it was doing
     fake.faults.clear()
     entries = Journal(journal).load()
-    in_doubt = [k for k, e in entries.items() if e.status == "started"]
+    in_doubt = [k for k, e in entries.items() if e.in_doubt]
     assert in_doubt  # the crash left launches whose outcome is unknown
 
     tw2 = await _session(fake, tmp_path)

@@ -7,6 +7,7 @@ exception or log line includes.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -244,6 +245,8 @@ class JournalLocked(JournalError):
     def __init__(self, path: str, pid: int | None) -> None:
         self.pid = pid
         holder = f"process {pid}" if pid is not None else "another process"
+        if pid is not None and pid == os.getpid():
+            holder += " (this one: another bulk launch or Journal has it open)"
         super().__init__(
             path, f"is in use by {holder}; wait for it to finish (two runs would launch twice)"
         )

@@ -44,7 +44,7 @@ from .transport import AiohttpTransport, make_timeout
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, AsyncIterator, Iterable
 
-    from .orchestration import LaunchOutcome, LaunchSpec, ResolvedPipeline, RunResult
+    from .orchestration import BulkLaunch, LaunchSpec, ResolvedPipeline, RunResult
     from .pagination import ItemIterator, PageIterator, Paging
     from .retries import Clock
     from .validation import Validator
@@ -575,8 +575,9 @@ class Tower:
 
     def bulk_launch(
         self, specs: Iterable[LaunchSpec] | AsyncIterable[LaunchSpec], /, **options: Any
-    ) -> AsyncIterator[LaunchOutcome]:
-        """Launch many specs with bounded concurrency; yields one outcome per item.
+    ) -> BulkLaunch:
+        """Launch many specs with bounded concurrency; yields one outcome per item
+        (``async with tw.bulk_launch(specs) as outcomes``: leaving it stops launching).
         See :func:`tower_async.orchestration.bulk_launch` (journal, progress, ...)."""
         from .orchestration import bulk_launch
 
