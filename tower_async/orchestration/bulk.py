@@ -298,6 +298,8 @@ class _Runner:
                     self.record(it, FAILED, error=reason)
                     return it.out("failed", error=reason)
                 if not self.reconciling(it):
+                    if self.on_uncertain == "reconcile":
+                        reason += f"; {_NO_NAME}"
                     break
                 log.info(
                     "launch %s may have reached the server (%s); looking it up", it.key, reason
