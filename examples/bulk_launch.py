@@ -104,7 +104,10 @@ async def main(args: argparse.Namespace) -> int:
     final: dict[str, str] = {}
     stopped = 0  # exit status when launching did not run to the end
     try:
-        async with platform(args.workspace) as options, Tower(**options) as tw:
+        async with (
+            platform(args.workspace) as options,
+            Tower(**options, rate_limit=args.rate) as tw,
+        ):
             print(f"Workspace {tw.workspace!r} (id {tw.workspace_id}), pipeline {args.pipeline!r}")
             if not await launch_rows(tw, args, outcomes):
                 stopped = 130
@@ -170,6 +173,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--reconcile", action="store_true", help=argparse.SUPPRESS)  # the default
     p.add_argument("-c", "--concurrency", type=int, default=16)
+    p.add_argument("--rate", type=float, default=20.0, help="calls/s per token (Platform: 20)")
     p.add_argument("--poll", type=float, default=None, help="seconds between status polls")
     p.add_argument("--no-wait", action="store_true", help="launch only")
     p.add_argument("--strict", action="store_true", help="exit 2 when a run did not succeed")
