@@ -81,6 +81,7 @@ __all__ = [
     "LaunchOutcome",
     "bulk_launch",
     "classify_failure",
+    "derive_run_name",
     "find_runs_named",
 ]
 

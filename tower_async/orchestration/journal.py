@@ -144,6 +144,9 @@ class _Lock:
         if fd is not None:
             os.close(fd)  # closing the descriptor releases the flock
 
+    def __del__(self) -> None:  # an abandoned Journal must not hold the lock forever
+        self.release()
+
 
 def _read_pid(fd: int) -> int | None:
     with contextlib.suppress(OSError, ValueError):
