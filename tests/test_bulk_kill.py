@@ -204,23 +204,32 @@ def test_second_process_on_the_journal_is_refused_and_launches_nothing(
     assert len(runs) == 120 and set(runs.values()) == {1}
 
 
-@pytest.mark.timeout(60)
-def test_example_prints_the_summary_and_exits_non_zero_after_ctrl_c(
-    clean_fake: Fake, tmp_path: Path
-) -> None:
-    sheet = tmp_path / "sheet.csv"
+def _example_env(fake: Fake, tmp_path: Path) -> dict[str, str]:
+    return _env() | {
+        "TOWER_ACCESS_TOKEN": fake.token,
+        "TOWER_API_ENDPOINT": fake.url,
+        "TOWER_ASYNC_CACHE_DIR": str(tmp_path / "cache"),
+    }
+
+
+def _example_cmd(fake: Fake, tmp_path: Path, prefix: str) -> list[str]:
+    """examples/bulk_launch.py on a 200-row samplesheet, with a journal, not waiting."""
+    sheet = tmp_path / f"{prefix}.csv"
     with sheet.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["sample", "fastq_1"])
         writer.writerows([f"x{i:03d}", f"s3://b/x{i}.fq"] for i in range(200))
-    env = _env() | {
-        "TOWER_ACCESS_TOKEN": clean_fake.token,
-        "TOWER_API_ENDPOINT": clean_fake.url,
-        "TOWER_ASYNC_CACHE_DIR": str(tmp_path / "cache"),
-    }
     cmd = [sys.executable, str(REPO / "examples" / "bulk_launch.py"), "-s", str(sheet)]
-    cmd += ["-w", "my-org/production", "-j", str(tmp_path / "j.jsonl"), "--no-wait"]
-    cmd += ["--prefix", "ex", "--rate", "100"]
+    cmd += ["-w", "my-org/production", "-j", str(tmp_path / f"{prefix}.jsonl"), "--no-wait"]
+    return [*cmd, "--prefix", prefix, "--rate", "100"]
+
+
+@pytest.mark.timeout(60)
+def test_example_prints_the_summary_and_exits_non_zero_after_ctrl_c(
+    clean_fake: Fake, tmp_path: Path
+) -> None:
+    env = _example_env(clean_fake, tmp_path)
+    cmd = _example_cmd(clean_fake, tmp_path, "ex")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
     wait_for_line(proc, "Workspace")
     time.sleep(0.5)
@@ -237,4 +246,24 @@ def test_example_prints_the_summary_and_exits_non_zero_after_ctrl_c(
     assert done.returncode == 0, done.stdout
     assert "200 rows: 200 launched, 0 not launched" in done.stdout
     runs = clean_fake.runs_named("ex-")
+    assert len(runs) == 200 and set(runs.values()) == {1}
+
+
+@pytest.mark.timeout(90)
+def test_example_counts_unresolved_rows_as_not_launched(faulty_fake: Fake, tmp_path: Path) -> None:
+    cmd = [*_example_cmd(faulty_fake, tmp_path, "unres"), "--on-uncertain", "skip"]
+    env = _example_env(faulty_fake, tmp_path)
+    for _ in range(2):  # the rerun skips them again: still not launched
+        run = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+        assert run.returncode == 1, run.stdout
+        m = re.search(
+            r"^200 rows: (\d+) launched, (\d+) not launched \((\d+) may", run.stdout, re.M
+        )
+        assert m and int(m[2]) == int(m[3]) > 0, run.stdout
+    cmd.remove("skip")
+    cmd.remove("--on-uncertain")
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+    assert done.returncode == 0, done.stdout  # the default looks them up by name
+    assert "200 rows: 200 launched, 0 not launched" in done.stdout
+    runs = faulty_fake.runs_named("unres-")
     assert len(runs) == 200 and set(runs.values()) == {1}

@@ -134,6 +134,7 @@ class BulkProgress:
     uncertain: int = 0
     skipped: int = 0
     unresolved: int = 0  # uncertain or skipped-as-uncertain: may have launched, unknown
+    ok: int = 0  # outcomes with a run (launched now or by an earlier run)
     started_at: float = field(default_factory=time.monotonic)
 
     @property
@@ -143,7 +144,7 @@ class BulkProgress:
     @property
     def not_launched(self) -> int:
         """Outcomes without a run: failed, or unresolved."""
-        return self.failed + self.unresolved
+        return self.done - self.ok
 
     def add(self, outcome: LaunchOutcome) -> None:
         self.done += 1
@@ -157,6 +158,8 @@ class BulkProgress:
             self.skipped += 1
         if outcome.unresolved:
             self.unresolved += 1
+        if outcome.ok:
+            self.ok += 1
 
     def summary(self) -> str:
         total = f"/{self.total}" if self.total is not None else ""
@@ -495,7 +498,7 @@ class BulkLaunch:
         if self._bar is not None:
             self._bar.update(1)
             self._bar.set_postfix(
-                ok=progress.launched + progress.skipped - progress.unresolved,
+                ok=progress.ok,
                 failed=progress.failed,
                 unresolved=progress.unresolved,
                 refresh=False,
