@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import orjson
@@ -67,15 +68,22 @@ def test_records_need_an_open_journal_and_io_errors_are_library_errors(tmp_path:
 def test_fsync_only_for_durable_records_and_only_when_asked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[int] = []
-    monkeypatch.setattr(os, "fsync", calls.append)
+    calls: list[str] = []
+
+    def fsync(fd: int) -> None:
+        calls.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+
+    monkeypatch.setattr(os, "fsync", fsync)
     with Journal(tmp_path / "a.jsonl") as jr:
         jr.record("k", "started", durable=True)
         jr.record("k", "launched", workflow_id="W")
-    assert len(calls) == 1
+    assert calls == ["dir", "file"]  # the new file's directory entry, then `started`
+    with Journal(tmp_path / "a.jsonl") as jr:
+        jr.record("k2", "started", durable=True)
+    assert calls == ["dir", "file", "file"]
     with Journal(tmp_path / "b.jsonl", fsync=False) as jr:
         jr.record("k", "started", durable=True)
-    assert len(calls) == 1
+    assert len(calls) == 3
 
 
 async def test_bulk_launch_on_a_locked_journal_launches_nothing(

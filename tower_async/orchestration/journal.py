@@ -207,7 +207,10 @@ class Journal:
             raise JournalError(str(self.path), f"cannot be locked: {exc}") from None
         try:
             self.load()
+            created = not self.path.exists()
             fh = self.path.open("ab")
+            if created and self.fsync:
+                _fsync_dir(self.path.parent)  # else a power loss can drop the new file
             # a torn last line must not glue itself to the next record
             if fh.tell() > 0:
                 with self.path.open("rb") as tail:
@@ -276,6 +279,17 @@ class Journal:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. a platform without directory descriptors
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _parse(raw: bytes) -> JournalEntry | None:
