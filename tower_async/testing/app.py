@@ -950,7 +950,8 @@ class FakeApp:
                 return web.Response(status=499)
         if "drop_after" in fired:
             return _abort(request)
-        if "unreadable" in fired:  # processed, then a 200 the client cannot read
+        if "unreadable" in fired and not isinstance(result, web.StreamResponse):
+            # processed (and succeeded), then a 200 the client cannot read
             body, content_type = unreadable_body(fired["unreadable"])
             return web.Response(status=200, body=body, content_type=content_type)
         if isinstance(result, web.StreamResponse):

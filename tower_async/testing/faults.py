@@ -39,8 +39,9 @@ Kinds:
                  one, with a matching ``Content-Length``).
 ``slow_body``    trickle the body in ``chunk`` byte pieces, sleeping ``delay`` between them.
 ``unreadable``   process the request (state changes, e.g. a launch is recorded), then answer
-                 200 with a body the client cannot use: ``variant`` ``"object"`` (``{}``),
-                 ``"array"`` (``[]``), ``"empty"`` (no body) or ``"html"`` (a proxy's page).
+                 its success (not an error, not a stream) with a 200 the client cannot
+                 use: ``variant`` ``"object"`` (``{}``), ``"array"`` (``[]``),
+                 ``"empty"`` (no body) or ``"html"`` (a proxy's page).
 ``drift``        spec drift in JSON payloads: ``nulls`` (optional fields set to null
                  where present; payloads otherwise omit unset fields),
                  ``enum`` (``status`` values replaced by ``enum_value``, default
