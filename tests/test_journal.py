@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 from tower_async import Tower
 from tower_async.errors import JournalError, JournalLocked, TowerError
-from tower_async.orchestration import Journal, LaunchLedger, LaunchSpec, bulk_launch
+from tower_async.orchestration import Journal, JournalEntry, LaunchLedger, LaunchSpec, bulk_launch
+from tower_async.orchestration.journal import merge_entry
 from tower_async.testing import FakePlatform
 
 
@@ -112,3 +115,61 @@ def test_bad_options_are_refused_before_anything_runs(tw: Tower) -> None:
         with pytest.raises(RequestValidationError) as info:
             bulk_launch(tw, [], **bad)  # type: ignore[arg-type]
         assert "bulk_launch" in str(info.value) and next(iter(bad)) in str(info.value)
+
+
+class MemoryLedger:
+    """A third-party LaunchLedger whose every write is a (simulated) network round trip."""
+
+    def __init__(self, taken: set[str]) -> None:
+        self.taken = taken
+        self.records: list[tuple[str, str, bool]] = []
+        self.entries: dict[str, JournalEntry] = {}
+        self.opened = self.closed = 0
+
+    @property
+    def is_open(self) -> bool:
+        return self.opened > self.closed
+
+    async def acquire(self) -> None:
+        self.opened += 1
+
+    async def release(self) -> None:
+        self.closed += 1
+
+    async def lookup(self, key: str) -> JournalEntry | None:
+        return self.entries.get(key)
+
+    async def claim(self, key: str) -> bool:
+        return key not in self.taken
+
+    async def append(
+        self,
+        key: str,
+        status: str,
+        *,
+        workflow_id: str | None = None,
+        run_name: str | None = None,
+        error: str | None = None,
+        durable: bool = False,
+        **extra: Any,
+    ) -> None:
+        await asyncio.sleep(0.001)
+        self.records.append((key, status, durable))
+        entry = JournalEntry(key, status, workflow_id, run_name, error)
+        self.entries[key] = merge_entry(self.entries.get(key), entry)
+
+
+async def test_bulk_launch_runs_on_any_launch_ledger(fake: FakePlatform, tw: Tower) -> None:
+    ledger = MemoryLedger(taken={"m3"})
+    assert isinstance(ledger, LaunchLedger)
+    specs = [LaunchSpec("nf-core/rnaseq", run_name=f"m{i}") for i in range(10)]
+    out = {o.key: o async for o in bulk_launch(tw, specs, journal=ledger, concurrency=4)}
+    assert out["m3"].status == "skipped" and "claimed" in (out["m3"].error or "")
+    assert sum(o.status == "launched" for o in out.values()) == 9
+    assert (ledger.opened, ledger.closed) == (1, 1)
+    for key in out.keys() - {"m3"}:
+        mine = [(s, d) for k, s, d in ledger.records if k == key]
+        assert mine == [("started", True), ("launched", False)]
+    assert sorted(r.run_name for r in fake.state.launches) == sorted(out.keys() - {"m3"})
+    again = [o async for o in bulk_launch(tw, specs, journal=ledger)]
+    assert sum(o.status == "skipped" and o.ok for o in again) == 9

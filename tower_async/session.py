@@ -541,8 +541,10 @@ class Tower:
         streams = bool(stream) and op.streams
 
         async def attempt() -> RawResponse:
-            if on_send is not None:
-                on_send()  # after the limiter granted the attempt (bulk_launch journals here)
+            if on_send is not None:  # the limiter granted the attempt (bulk_launch journals)
+                pending = on_send()
+                if pending is not None:
+                    await pending
             return await transport.send(request, stream=streams, timeout=timeout)
 
         raw = await send_with_retries(

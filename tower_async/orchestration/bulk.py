@@ -234,9 +234,9 @@ class _Runner:
         self.reconcile_delay = reconcile_delay
         self.relaunches = relaunches
 
-    def record(self, it: _Item, status: str, **kw: Any) -> None:
+    async def record(self, it: _Item, status: str, **kw: Any) -> None:
         if self.ledger is not None:
-            self.ledger.record(it.key, status, run_name=it.spec.run_name, **kw)
+            await self.ledger.append(it.key, status, run_name=it.spec.run_name, **kw)
 
     def reconciling(self, it: _Item) -> bool:
         return self.on_uncertain == "reconcile" and it.findable
@@ -246,9 +246,9 @@ class _Runner:
             return await self._launch(tw, it)
         except asyncio.CancelledError:
             if it.sent:
-                self.record(it, UNCERTAIN, error="interrupted after the request was sent")
+                await self.record(it, UNCERTAIN, error="interrupted after the request was sent")
             elif not it.doubt:
-                self.record(it, NOT_SENT)
+                await self.record(it, NOT_SENT)
             raise
 
     async def lookup(self, tw: Tower, it: _Item, context: str) -> LaunchOutcome | None:
@@ -260,12 +260,12 @@ class _Runner:
             ids = await find_runs_named(tw, it.spec.run_name, workspace=it.spec.workspace)
         except TowerError as exc:
             reason = f"{context}; cannot look it up by name: {exc}"
-            self.record(it, UNCERTAIN, error=reason)
+            await self.record(it, UNCERTAIN, error=reason)
             return it.out("uncertain", may_have_launched=True, error=reason)
         it.doubt = False
         if not ids:
             return None
-        self.record(it, DONE, workflow_id=ids[0], reconciled=True)
+        await self.record(it, DONE, workflow_id=ids[0], reconciled=True)
         return it.out("launched", workflow_id=ids[0], reconciled=True)
 
     async def _launch(self, tw: Tower, it: _Item) -> LaunchOutcome:
@@ -279,13 +279,13 @@ class _Runner:
             raise
         except Exception as exc:  # resolution or validation: nothing was sent
             _, reason = classify_failure(exc, sent=False)
-            self.record(it, FAILED, error=reason)
+            await self.record(it, FAILED, error=reason)
             return it.out("failed", error=reason)
 
-        def on_send() -> None:  # the bucket granted it; the request goes out next
-            if not it.sent:
+        async def on_send() -> None:  # the bucket granted it; the request goes out next
+            if not it.sent:  # (once per call: the session may retry what was not processed)
+                await self.record(it, STARTED, durable=True)
                 it.sent = it.doubt = True
-                self.record(it, STARTED, durable=True)
 
         attempts = 1 + (self.relaunches if self.reconciling(it) else 0)
         reason = ""
@@ -299,7 +299,7 @@ class _Runner:
                 maybe, reason = classify_failure(exc, sent=it.sent)
                 it.sent = False
                 if not maybe:
-                    self.record(it, FAILED, error=reason)
+                    await self.record(it, FAILED, error=reason)
                     return it.out("failed", error=reason)
                 if not self.reconciling(it):
                     if self.on_uncertain == "reconcile":
@@ -314,9 +314,9 @@ class _Runner:
                     return settled
                 reason += f"; not found by name after {attempt} attempt(s)"
                 continue  # provably not there: launch it again
-            self.record(it, DONE, workflow_id=workflow_id)
+            await self.record(it, DONE, workflow_id=workflow_id)
             return it.out("launched", workflow_id=workflow_id)
-        self.record(it, UNCERTAIN, error=reason)
+        await self.record(it, UNCERTAIN, error=reason)
         return it.out("uncertain", may_have_launched=True, error=reason)
 
 
@@ -423,7 +423,7 @@ class BulkLaunch:
         if self._supervisor is not None:
             return
         if self._ledger is not None and not self._ledger.is_open:
-            self._ledger.open()  # JournalLocked: another process has it, nothing launched
+            await self._ledger.acquire()  # JournalLocked: another process has it
             self._owns_ledger = True
         self._bar = _make_bar(self.progress.total, self._progress_bar)
         self.progress.started_at = time.monotonic()
@@ -464,7 +464,7 @@ class BulkLaunch:
             if self._bar is not None:
                 self._bar.close()
             if self._owns_ledger and self._ledger is not None:
-                self._ledger.close()
+                await self._ledger.release()
         if interrupted:
             raise asyncio.CancelledError
 
@@ -567,7 +567,7 @@ class BulkLaunch:
 
     async def _dispatch(self, it: _Item) -> None:
         ledger = self._ledger
-        entry = ledger.lookup(it.key) if ledger is not None else None
+        entry = await ledger.lookup(it.key) if ledger is not None else None
         if entry is not None and entry.status == DONE:
             await self._emit(it.out("skipped", workflow_id=entry.workflow_id))
             return
@@ -577,7 +577,7 @@ class BulkLaunch:
                 await self._emit(it.out("skipped", may_have_launched=True, error=error))
                 return
             it.doubt = True
-        if ledger is not None and not ledger.claim(it.key):
+        if ledger is not None and not await ledger.claim(it.key):
             await self._emit(it.out("skipped", error="claimed by another process"))
             return
         await self._inbox.put(it)

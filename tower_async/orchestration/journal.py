@@ -20,8 +20,9 @@ A torn last line (a crash mid-write) is ignored.  While open, the journal is loc
 behind (removing it would race with the next opener); it holds no state.
 
 :class:`LaunchLedger` is the protocol bulk_launch uses; :class:`Journal` (a local file)
-is the default implementation, and a ledger shared by several processes (e.g. Redis)
-implements the same five methods, ``claim`` being where it hands each key to one process.
+is the default implementation (with a synchronous API of its own: ``open``, ``record``,
+``close``), and a ledger shared by several processes (e.g. Redis) implements the same async
+methods, ``claim`` being where it hands each key to one process.
 """
 
 from __future__ import annotations
@@ -67,27 +68,29 @@ class JournalEntry:
 
 @runtime_checkable
 class LaunchLedger(Protocol):
-    """Where a bulk launch keeps, per journal key, what happened to it.
+    """Where a bulk launch keeps, per journal key, what happened to it (async, so that a
+    ledger on the network, e.g. Redis shared by several hosts, does not block the loop).
 
-    ``open`` takes exclusive use (or raises :class:`~tower_async.errors.JournalLocked`)
-    and loads what earlier runs recorded; ``lookup`` gives that last word for a key;
-    ``claim`` is asked before an item is launched (False: another process owns the key,
-    leave it alone); ``record`` appends a status, ``durable=True`` (the ``started``
-    record) meaning it must be on stable storage when ``record`` returns.
+    ``acquire`` takes exclusive use (or raises :class:`~tower_async.errors.JournalLocked`)
+    and loads what earlier runs recorded, ``release`` gives it back; ``lookup`` gives that
+    last word for a key (see :func:`merge_entry`); ``claim`` is asked before an item is
+    launched (False: another process owns the key, leave it alone); ``append`` adds a
+    status, ``durable=True`` (the ``started`` record) meaning it must be on stable storage
+    when ``append`` returns.  Any status but ``started`` ends a claim.
     """
 
     @property
     def is_open(self) -> bool: ...
 
-    def open(self) -> LaunchLedger: ...
+    async def acquire(self) -> None: ...
 
-    def close(self) -> None: ...
+    async def release(self) -> None: ...
 
-    def lookup(self, key: str) -> JournalEntry | None: ...
+    async def lookup(self, key: str) -> JournalEntry | None: ...
 
-    def claim(self, key: str) -> bool: ...
+    async def claim(self, key: str) -> bool: ...
 
-    def record(
+    async def append(
         self,
         key: str,
         status: str,
@@ -235,11 +238,22 @@ class Journal:
         finally:
             self._lock.release()
 
-    def lookup(self, key: str) -> JournalEntry | None:
+    # -- LaunchLedger (file I/O is local and short: done inline) --------------------------
+
+    async def acquire(self) -> None:
+        self.open()
+
+    async def release(self) -> None:
+        self.close()
+
+    async def lookup(self, key: str) -> JournalEntry | None:
         return self.entries.get(key)
 
-    def claim(self, key: str) -> bool:
+    async def claim(self, key: str) -> bool:
         return True  # the file lock gives this process every key
+
+    async def append(self, key: str, status: str, **fields: Any) -> None:
+        self.record(key, status, **fields)
 
     def record(
         self,
