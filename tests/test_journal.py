@@ -173,3 +173,20 @@ async def test_bulk_launch_runs_on_any_launch_ledger(fake: FakePlatform, tw: Tow
     assert sorted(r.run_name for r in fake.state.launches) == sorted(out.keys() - {"m3"})
     again = [o async for o in bulk_launch(tw, specs, journal=ledger)]
     assert sum(o.status == "skipped" and o.ok for o in again) == 9
+
+
+async def test_a_failing_progress_callback_stops_the_launch_and_frees_the_journal(
+    fake: FakePlatform, tw: Tower, tmp_path: Path
+) -> None:
+    def on_progress(progress: object) -> None:
+        raise ZeroDivisionError("callback bug")
+
+    specs = [LaunchSpec("nf-core/rnaseq", run_name=f"p{i}") for i in range(50)]
+    path = tmp_path / "j.jsonl"
+    with pytest.raises(ZeroDivisionError):
+        async for _ in bulk_launch(tw, specs, journal=path, on_progress=on_progress):
+            pass
+    Journal(path).open().close()  # not locked any more
+    launched = len(fake.state.launches)
+    await asyncio.sleep(0.2)
+    assert len(fake.state.launches) == launched < 50

@@ -489,7 +489,11 @@ class BulkLaunch:
             await self.aclose()
             raise item
         self._credits.release()
-        self._report(item)
+        try:
+            self._report(item)
+        except BaseException:  # on_progress failed: stop, as a generator would
+            await self.aclose()
+            raise
         return item  # type: ignore[no-any-return]
 
     def _report(self, outcome: LaunchOutcome) -> None:
