@@ -5,7 +5,8 @@ Prints the wall time of ``--launches`` launches (default 1,000) through
 ``launches / (20 * tokens)`` (1,000 / 20 = 50 s with one token; goal: within 5 %), with one
 token and with ten (one session per token, workers sharing one input).  The wall time
 includes the name resolutions (pipeline, launch configuration, compute environment), which
-go through the same rate-limit buckets.
+go through the same rate-limit buckets, and the journal (exclusively locked, every ``started``
+record fsync'ed before its request goes out, as by default).
 
 The fake runs in a child process (``--thread``: on a thread of this process), so this
 process's event loop holds only the client.  ``--launches 200`` for a quick run.
@@ -26,7 +27,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from tower_async import Tower
-from tower_async.orchestration import LaunchSpec, bulk_launch
+from tower_async.orchestration import Journal, LaunchSpec, bulk_launch
 from tower_async.testing import FakePlatform, run_in_thread
 
 RATE = 20
@@ -103,11 +104,13 @@ async def run(
         await s.open()
     try:
         statuses: Counter[str] = Counter()
+        journal = Journal(f"{cache}/launches.jsonl")  # locked, `started` fsync'ed (default)
         t0 = time.perf_counter()
-        async for outcome in bulk_launch(
-            sessions, specs(launches, f"t{len(tokens)}"), concurrency=concurrency
-        ):
-            statuses[outcome.status] += 1
+        async with bulk_launch(
+            sessions, specs(launches, f"t{len(tokens)}"), concurrency=concurrency, journal=journal
+        ) as outcomes:
+            async for outcome in outcomes:
+                statuses[outcome.status] += 1
         wall = time.perf_counter() - t0
     finally:
         for s in sessions:
@@ -132,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         floor = args.launches / (RATE * n)
         ratio = result["wall"] / floor
         print(
-            f"bulk_launch {args.launches} launches, {n} token(s) at {RATE}/s, fake in {mode}: "
+            f"bulk_launch {args.launches} launches, {n} token(s) at {RATE}/s, fsync'ed journal, "
+            f"fake in {mode}: "
             f"{result['wall']:.2f} s wall, floor {floor:.2f} s, {ratio:.3f}x floor "
             f"({(ratio - 1) * 100:+.1f}%); outcomes {result['statuses']}; "
             f"server: {server['launches']} launches, "

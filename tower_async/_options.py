@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, TypedDict
 if TYPE_CHECKING:
     import os
 
-    from .orchestration import BulkProgress, Journal
-    from .orchestration.bulk import UncertainPolicy
+    from .orchestration import BulkProgress, LaunchLedger
+    from .orchestration.bulk import RunNames, UncertainPolicy
     from .orchestration.logs import Method
 
 __all__ = [
@@ -55,10 +55,12 @@ class BulkLaunchOptions(TypedDict, total=False):
     """:func:`tower_async.orchestration.bulk_launch`."""
 
     concurrency: int
-    journal: str | os.PathLike[str] | Journal | None
+    journal: str | os.PathLike[str] | LaunchLedger | None
+    fsync: bool
     on_uncertain: UncertainPolicy
     reconcile_delay: float
     relaunches: int
+    run_names: RunNames | None
     on_progress: Callable[[BulkProgress], None] | None
     progress_bar: bool | None
     total: int | None

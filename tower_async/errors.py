@@ -27,6 +27,7 @@ whose ``request_info`` holds the request headers).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -40,6 +41,9 @@ __all__ = [
     "Conflict",
     "ConnectError",
     "Forbidden",
+    "JournalError",
+    "JournalLocked",
+    "LaunchResponseError",
     "MissingToken",
     "NotFound",
     "OriginError",
@@ -386,3 +390,46 @@ def api_error_for_status(status: int) -> type[ApiError]:
     if status >= 400:
         return ClientError
     return ApiError
+
+
+class LaunchResponseError(TowerError):
+    """A launch was answered 2xx, but the answer carries no ``workflowId``.
+
+    The server accepted the request, so the run may exist: ``may_have_been_processed``
+    is always True.  Find it by its run name (``find_runs_named``) before launching again.
+    """
+
+    may_have_been_processed = True
+
+    def __init__(self, operation_id: str, status: int | None, data: Any) -> None:
+        self.operation_id = operation_id
+        self.status = status
+        self.data = data
+        shown = repr(data)
+        if len(shown) > 120:
+            shown = shown[:117] + "..."
+        super().__init__(
+            f"{operation_id} answered {status or '2xx'} without a workflowId (got {shown}); "
+            "the run may have been launched"
+        )
+
+
+class JournalError(TowerError):
+    """A bulk-launch journal cannot be opened, read, locked or written (``path`` names it)."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(f"journal {path}: {message}")
+
+
+class JournalLocked(JournalError):
+    """Another process (``pid``, when known) holds the journal: nothing was launched."""
+
+    def __init__(self, path: str, pid: int | None) -> None:
+        self.pid = pid
+        holder = f"process {pid}" if pid is not None else "another process"
+        if pid is not None and pid == os.getpid():
+            holder += " (this one: another bulk launch or Journal has it open)"
+        super().__init__(
+            path, f"is in use by {holder}; wait for it to finish (two runs would launch twice)"
+        )

@@ -96,7 +96,7 @@ if TYPE_CHECKING:
         WaitOptions,
     )
     from .orchestration import (
-        LaunchOutcome,
+        BulkLaunch,
         LaunchSpec,
         RelaunchedRun,
         RelaunchOutcome,
@@ -923,6 +923,7 @@ class Tower(TypedOperations):
         transport = self._transport
         if transport is None:
             raise TowerError("the session is not open: use 'async with Tower(...) as tw'")
+        on_send = arguments.pop("on_send", None)  # called right before each attempt is sent
         options = self._call_options(op, arguments)
         request, mode = self._prepare(op, arguments)
         idempotent = options.idempotent
@@ -934,6 +935,10 @@ class Tower(TypedOperations):
         until = None if options.deadline is None else clock.monotonic() + options.deadline
 
         async def attempt() -> RawResponse:
+            if on_send is not None:  # the limiter granted the attempt (bulk_launch journals)
+                pending = on_send()
+                if pending is not None:
+                    await pending
             timeout = options.timeout
             if until is not None and not options.streams:
                 left = until - clock.monotonic()
@@ -1020,8 +1025,9 @@ class Tower(TypedOperations):
         specs: Iterable[LaunchSpec] | AsyncIterable[LaunchSpec],
         /,
         **options: Unpack[BulkLaunchOptions],
-    ) -> AsyncIterator[LaunchOutcome]:
-        """Launch many specs with bounded concurrency; yields one outcome per item.
+    ) -> BulkLaunch:
+        """Launch many specs with bounded concurrency; yields one outcome per item
+        (``async with tw.bulk_launch(specs) as outcomes``: leaving it stops launching).
         See :func:`tower_async.orchestration.bulk_launch` (journal, progress, ...)."""
         from .orchestration import bulk_launch
 

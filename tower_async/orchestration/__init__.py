@@ -14,8 +14,15 @@ Every helper takes the session first and memoises name lookups in ``tw.cache``.
 """
 
 from ._util import AmbiguousName, NameNotFound, ResolutionError
-from .bulk import BulkProgress, LaunchOutcome, bulk_launch, classify_failure, find_runs_named
-from .journal import Journal, JournalEntry
+from .bulk import (
+    BulkLaunch,
+    BulkProgress,
+    LaunchOutcome,
+    bulk_launch,
+    classify_failure,
+    find_runs_named,
+)
+from .journal import Journal, JournalEntry, LaunchLedger
 from .launch import LaunchSpec, build_launch_request, launch, merge_params
 from .logs import follow_log
 from .relaunch import (
@@ -41,9 +48,11 @@ from .wait import TERMINAL, RunResult, WaitTimeout, wait_for_run, wait_for_runs
 __all__ = [
     "TERMINAL",
     "AmbiguousName",
+    "BulkLaunch",
     "BulkProgress",
     "Journal",
     "JournalEntry",
+    "LaunchLedger",
     "LaunchOutcome",
     "LaunchSpec",
     "NameNotFound",

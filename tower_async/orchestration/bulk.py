@@ -1,73 +1,108 @@
-"""Bulk launches: bounded concurrency, streamed outcomes, a resumable journal.
+"""Bulk launches: bounded concurrency, streamed outcomes, a resumable, locked journal.
 
 ::
 
     specs = (LaunchSpec("nf-core/rnaseq", params={"input": row["fastq"]},
                         run_name=f"rnaseq-{row['sample']}") for row in csv.DictReader(fh))
-    async for outcome in bulk_launch(tw, specs, journal="launches.jsonl"):
-        print(outcome.key, outcome.status, outcome.workflow_id or outcome.error)
+    async with bulk_launch(tw, specs, journal="launches.jsonl") as outcomes:
+        async for outcome in outcomes:
+            print(outcome.key, outcome.status, outcome.workflow_id or outcome.error)
 
 Every request goes through the session, hence through the token's shared rate-limit bucket;
 ``concurrency`` only bounds how many launches are in flight.  Inputs are pulled lazily
 (a bounded queue sits between the input and the workers), so a million-row samplesheet
-never sits in memory; what is kept per item is its journal key.
+never sits in memory; what is kept per item is its journal key (and run name).
 
-Idempotency
------------
-The session never re-sends ``CreateWorkflowLaunch`` unless the server provably did not
-process it.  A launch that failed in a way that may have reached the server (a dropped
-connection after the request was written, a 500/502/504, a crash or Ctrl-C mid-request)
-is *uncertain*.  ``on_uncertain`` decides what happens to it, in this run and on a rerun:
+Leaving the ``async with`` block (the loop ends, ``break``, an exception, a cancellation)
+stops launching at once: launches in flight are cancelled and journaled.  The plain
+``async for outcome in bulk_launch(...)`` form works too; wrap it in
+``contextlib.aclosing(...)`` to get the same on ``break``.  Without either, a ``break``
+leaves at most ``concurrency`` launches to finish (outcomes are produced only as fast as
+they are consumed), and none is started after them.
 
-``"skip"`` (default)
+Nothing lost, nothing launched twice
+------------------------------------
+The journal (see :mod:`~tower_async.orchestration.journal`) gets ``started`` only after the
+rate-limit bucket granted the request and right before it is written to the connection, so
+an item cancelled or crashed before that point is *not sent* and a rerun launches it.  The
+session never re-sends ``CreateWorkflowLaunch`` unless the server provably did not process
+it.  Any failure after the request may have been written (a dropped connection, a 500/502/
+504, a 2xx without a readable ``workflowId``, a crash or Ctrl-C mid-request, an unexpected
+exception) makes the item *uncertain*, never ``failed``.  ``on_uncertain`` decides:
+
+``"reconcile"`` (default)
+    Look the run up by its ``runName`` (``GET /workflow?search=``, exact ``runName``) -
+    within the run after ``reconcile_delay`` seconds, and on a rerun before anything else:
+    found means launched (``reconciled=True``), not found means launch it again (at most
+    ``relaunches`` times per run).  Needs a run name unique within the input: give every
+    item one, or let ``run_names=`` derive one from the journal key.  An item that cannot
+    be looked up stays ``uncertain`` (``unresolved``), in the outcome and the progress.
+    The small risk left: a request the server is *still* processing when the lookup runs
+    would be launched twice; ``reconcile_delay`` is there to cover it.
+``"skip"``
     Report it (status ``uncertain``; on a rerun ``skipped`` with ``may_have_launched``) and
     never relaunch it.  No duplicates, but it may be missing: check it by hand.
-``"reconcile"``
-    Look the run up by its ``runName`` (``GET /workflow?search=``, exact ``runName``) after
-    ``reconcile_delay`` seconds: found means launched (``reconciled=True``), not found means
-    launch it again.  Needs a unique ``run_name`` per item (items without one stay
-    uncertain).  The small risk left: a request the server is *still* processing when the
-    lookup runs would be launched twice; ``reconcile_delay`` is there to cover it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import hashlib
 import logging
 import os
+import re
 import sys
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import ApiError, ResponseValidationError, TowerError, TransportError
+from ..errors import (
+    ApiError,
+    JournalError,
+    LaunchResponseError,
+    RequestValidationError,
+    TowerError,
+    TransportError,
+)
 from ..observe import bulk_span
 from ._util import iter_offset_items
-from .journal import DONE, FAILED, STARTED, UNCERTAIN, Journal
-from .launch import LaunchSpec, prepare_launch
+from .journal import DONE, FAILED, NOT_SENT, STARTED, UNCERTAIN, Journal, LaunchLedger
+from .launch import LaunchSpec, prepare_launch, send_launch
 from .resolve import resolve_workspace_id
 
 if TYPE_CHECKING:
     from ..session import Tower
 
-__all__ = ["BulkProgress", "LaunchOutcome", "bulk_launch", "classify_failure", "find_runs_named"]
+__all__ = [
+    "BulkLaunch",
+    "BulkProgress",
+    "LaunchOutcome",
+    "bulk_launch",
+    "classify_failure",
+    "derive_run_name",
+    "find_runs_named",
+]
 
 log = logging.getLogger("tower_async.orchestration")
 
 OutcomeStatus = Literal["launched", "failed", "uncertain", "skipped"]
 UncertainPolicy = Literal["skip", "reconcile"]
+RunNames = str | Callable[[str], str]
 
 
 @dataclass(frozen=True)
 class LaunchOutcome:
     """What happened to one item of a bulk launch.
 
-    ``status``: ``launched`` (``workflow_id`` set), ``failed`` (provably not launched;
-    ``error`` says why; a rerun retries it), ``uncertain`` (may have launched: see
-    ``may_have_launched``/``error``), ``skipped`` (an earlier run journaled it: launched
-    with ``workflow_id``, or uncertain and left alone under ``on_uncertain="skip"``).
+    ``status``: ``launched`` (``workflow_id`` set; ``reconciled`` when found by name),
+    ``failed`` (provably not launched; ``error`` says why; a rerun retries it),
+    ``uncertain`` (may have launched and could not be checked: see ``error``),
+    ``skipped`` (an earlier run journaled it: launched, with ``workflow_id``, or in doubt
+    and left alone under ``on_uncertain="skip"``, with ``may_have_launched``).
     """
 
     index: int
@@ -84,6 +119,11 @@ class LaunchOutcome:
         """True when the item has a run (launched now or by an earlier run)."""
         return self.workflow_id is not None
 
+    @property
+    def unresolved(self) -> bool:
+        """May have launched, and nobody knows: check it by hand (or rerun to reconcile)."""
+        return self.may_have_launched and self.workflow_id is None
+
 
 @dataclass
 class BulkProgress:
@@ -95,11 +135,18 @@ class BulkProgress:
     failed: int = 0
     uncertain: int = 0
     skipped: int = 0
+    unresolved: int = 0  # uncertain or skipped-as-uncertain: may have launched, unknown
+    ok: int = 0  # outcomes with a run (launched now or by an earlier run)
     started_at: float = field(default_factory=time.monotonic)
 
     @property
     def elapsed(self) -> float:
         return time.monotonic() - self.started_at
+
+    @property
+    def not_launched(self) -> int:
+        """Outcomes without a run: failed, or unresolved."""
+        return self.done - self.ok
 
     def add(self, outcome: LaunchOutcome) -> None:
         self.done += 1
@@ -111,23 +158,35 @@ class BulkProgress:
             self.uncertain += 1
         else:
             self.skipped += 1
+        if outcome.unresolved:
+            self.unresolved += 1
+        if outcome.ok:
+            self.ok += 1
 
     def summary(self) -> str:
         total = f"/{self.total}" if self.total is not None else ""
-        return (
-            f"{self.done}{total} done: {self.launched} launched, {self.failed} failed, "
-            f"{self.uncertain} uncertain, {self.skipped} skipped in {self.elapsed:.1f}s"
+        text = (
+            f"{self.done}{total} done: {self.launched} launched, {self.skipped} skipped, "
+            f"{self.failed} failed, {self.uncertain} uncertain in {self.elapsed:.1f}s"
         )
+        if self.unresolved:
+            text += f"; {self.unresolved} may have launched and could not be checked"
+        return text
 
 
-def classify_failure(exc: BaseException) -> tuple[bool, str]:
-    """``(may_have_launched, reason)`` for an exception raised by a launch request."""
-    if isinstance(exc, TransportError):
-        return exc.may_have_been_processed, str(exc)
-    if isinstance(exc, ApiError):
-        # 4xx were refused; 503 (and 429) prove nothing was processed; 500/502/504 do not.
-        return exc.status >= 500 and exc.status != 503, str(exc)
-    return False, f"{type(exc).__name__}: {exc}"
+def classify_failure(exc: BaseException, *, sent: bool = True) -> tuple[bool, str]:
+    """``(may_have_launched, reason)`` for an exception raised by a launch request.
+
+    ``sent=False``: the request never reached the connection, so nothing was launched.
+    After it may have been written, only a library error that proves the server did not
+    process it (a refused connection, 4xx, 429, 503) means "not launched".
+    """
+    reason = str(exc) if isinstance(exc, TowerError) else f"{type(exc).__name__}: {exc}"
+    if not sent:
+        return False, reason
+    if isinstance(exc, TransportError | ApiError | LaunchResponseError):
+        return exc.may_have_been_processed, reason
+    return True, reason  # anything else after the send: the server may have acted on it
 
 
 async def find_runs_named(
@@ -149,102 +208,122 @@ async def find_runs_named(
     return found
 
 
-_END = object()
+@dataclass
+class _Item:
+    index: int
+    key: str
+    spec: LaunchSpec
+    findable: bool  # has a run name no earlier item of this input has
+    doubt: bool = False  # may exist on the server (an earlier run or attempt sent it)
+    sent: bool = False  # the current attempt's request may have been written
+
+    def out(self, status: OutcomeStatus, **kw: Any) -> LaunchOutcome:
+        return LaunchOutcome(self.index, self.key, self.spec, status, **kw)
 
 
 class _Runner:
+    """Launches one item: journal records, failure classification, reconciliation."""
+
     def __init__(
         self,
-        journal: Journal | None,
+        ledger: LaunchLedger | None,
         on_uncertain: UncertainPolicy,
         reconcile_delay: float,
         relaunches: int,
     ) -> None:
-        self.relaunches = relaunches
-        self.journal = journal
+        self.ledger = ledger
         self.on_uncertain = on_uncertain
         self.reconcile_delay = reconcile_delay
+        self.relaunches = relaunches
 
-    def record(self, key: str, status: str, **kw: Any) -> None:
-        if self.journal is not None:
-            self.journal.record(key, status, **kw)
+    async def record(self, it: _Item, status: str, **kw: Any) -> None:
+        if self.ledger is not None:
+            await self.ledger.append(it.key, status, run_name=it.spec.run_name, **kw)
 
-    async def reconcile(self, tw: Tower, spec: LaunchSpec) -> list[str] | None:
-        """Runs named like ``spec`` (None when it has no run name to look up)."""
-        if not spec.run_name:
-            return None
-        return await find_runs_named(tw, spec.run_name, workspace=spec.workspace)
+    def reconciling(self, it: _Item) -> bool:
+        return self.on_uncertain == "reconcile" and it.findable
 
-    async def launch_one(
-        self, tw: Tower, index: int, key: str, spec: LaunchSpec, check_first: bool
-    ) -> LaunchOutcome:
-        def out(status: OutcomeStatus, **kw: Any) -> LaunchOutcome:
-            return LaunchOutcome(index, key, spec, status, **kw)
-
-        if check_first:  # an earlier run may have launched it
-            try:
-                ids = await self.reconcile(tw, spec)
-            except TowerError as exc:
-                return out("skipped", may_have_launched=True, error=f"cannot reconcile: {exc}")
-            if ids is None:
-                return out(
-                    "skipped",
-                    may_have_launched=True,
-                    error="an earlier run may have launched it; no runName to reconcile with",
-                )
-            if ids:
-                self.record(key, DONE, workflow_id=ids[0], run_name=spec.run_name, reconciled=True)
-                return out("launched", workflow_id=ids[0], reconciled=True)
+    async def launch_one(self, tw: Tower, it: _Item) -> LaunchOutcome:
         try:
-            ws, body = await prepare_launch(tw, spec)
+            return await self._launch(tw, it)
         except asyncio.CancelledError:
+            if it.sent:
+                await self.record(it, UNCERTAIN, error="interrupted after the request was sent")
+            elif not it.doubt:
+                await self.record(it, NOT_SENT)
+            raise
+
+    async def lookup(self, tw: Tower, it: _Item, context: str) -> LaunchOutcome | None:
+        """The outcome when the name lookup settles it (found, or cannot look), else None."""
+        if not self.reconciling(it):
+            return it.out("uncertain", may_have_launched=True, error=f"{context}; {_NO_NAME}")
+        assert it.spec.run_name is not None
+        try:
+            ids = await find_runs_named(tw, it.spec.run_name, workspace=it.spec.workspace)
+        except TowerError as exc:
+            reason = f"{context}; cannot look it up by name: {exc}"
+            await self.record(it, UNCERTAIN, error=reason)
+            return it.out("uncertain", may_have_launched=True, error=reason)
+        it.doubt = False
+        if not ids:
+            return None
+        await self.record(it, DONE, workflow_id=ids[0], reconciled=True)
+        return it.out("launched", workflow_id=ids[0], reconciled=True)
+
+    async def _launch(self, tw: Tower, it: _Item) -> LaunchOutcome:
+        if it.doubt:  # an earlier run may have launched it
+            settled = await self.lookup(tw, it, "an earlier run may have launched it")
+            if settled is not None:
+                return settled
+        try:
+            ws, body = await prepare_launch(tw, it.spec)
+        except (asyncio.CancelledError, JournalError):
             raise
         except Exception as exc:  # resolution or validation: nothing was sent
-            self.record(key, FAILED, run_name=spec.run_name, error=str(exc))
-            return out("failed", error=f"{type(exc).__name__}: {exc}")
-        reconciling = self.on_uncertain == "reconcile" and bool(spec.run_name)
-        attempts = 1 + (self.relaunches if reconciling else 0)
+            _, reason = classify_failure(exc, sent=False)
+            await self.record(it, FAILED, error=reason)
+            return it.out("failed", error=reason)
+
+        async def on_send() -> None:  # the bucket granted it; the request goes out next
+            if not it.sent:  # (once per call: the session may retry what was not processed)
+                await self.record(it, STARTED, durable=True)
+                it.sent = it.doubt = True
+
+        attempts = 1 + (self.relaunches if self.reconciling(it) else 0)
         reason = ""
-        for attempt in range(attempts):
-            self.record(key, STARTED, run_name=spec.run_name)
+        for attempt in range(1, attempts + 1):
+            it.sent = False
             try:
-                result = await tw.call("CreateWorkflowLaunch", workspace_id=ws, body=body)
-                workflow_id = str(result["workflowId"])
-            except asyncio.CancelledError:
+                workflow_id = await send_launch(tw, ws, body, on_send=on_send)
+            except (asyncio.CancelledError, JournalError):
                 raise
-            except ResponseValidationError as exc:
-                data = exc.data if isinstance(exc.data, dict) else {}
-                if not (200 <= exc.status < 300 and data.get("workflowId")):
-                    reason = str(exc)  # an answer we cannot read: the launch may exist
-                    break
-                workflow_id = str(data["workflowId"])
             except Exception as exc:
-                maybe, reason = classify_failure(exc)
+                maybe, reason = classify_failure(exc, sent=it.sent)
+                it.sent = False
                 if not maybe:
-                    self.record(key, FAILED, run_name=spec.run_name, error=reason)
-                    return out("failed", error=reason)
-                if not reconciling:
+                    await self.record(it, FAILED, error=reason)
+                    return it.out("failed", error=reason)
+                if not self.reconciling(it):
+                    if self.on_uncertain == "reconcile":
+                        reason += f"; {_NO_NAME}"
                     break
-                log.info("launch %s may have reached the server (%s); reconciling", key, reason)
+                log.info(
+                    "launch %s may have reached the server (%s); looking it up", it.key, reason
+                )
                 await asyncio.sleep(self.reconcile_delay)
-                try:
-                    ids = await self.reconcile(tw, spec)
-                except TowerError as lookup_error:
-                    reason += f"; reconciliation failed: {lookup_error}"
-                    break
-                if ids:
-                    self.record(
-                        key, DONE, workflow_id=ids[0], run_name=spec.run_name, reconciled=True
-                    )
-                    return out("launched", workflow_id=ids[0], reconciled=True)
-                if attempt + 1 < attempts:
-                    continue  # provably not there: launch it again
-                reason += f"; still not launched after {attempts} attempts"
-                break
-            self.record(key, DONE, workflow_id=workflow_id, run_name=spec.run_name)
-            return out("launched", workflow_id=workflow_id)
-        self.record(key, UNCERTAIN, run_name=spec.run_name, error=reason)
-        return out("uncertain", may_have_launched=True, error=reason)
+                settled = await self.lookup(tw, it, reason)
+                if settled is not None:
+                    return settled
+                reason += f"; not found by name after {attempt} attempt(s)"
+                continue  # provably not there: launch it again
+            await self.record(it, DONE, workflow_id=workflow_id)
+            return it.out("launched", workflow_id=workflow_id)
+        await self.record(it, UNCERTAIN, error=reason)
+        return it.out("uncertain", may_have_launched=True, error=reason)
+
+
+_NO_NAME = "no run name unique in the input to look it up by (see run_names=)"
+_END = object()
 
 
 def _make_bar(total: int | None, enabled: bool | None) -> Any:
@@ -260,157 +339,321 @@ def _make_bar(total: int | None, enabled: bool | None) -> Any:
     return tqdm(total=total, unit="launch", dynamic_ncols=True)
 
 
-async def bulk_launch(
-    tw: Tower | Sequence[Tower],
-    specs: Iterable[LaunchSpec] | AsyncIterable[LaunchSpec],
-    *,
-    concurrency: int = 16,
-    journal: str | os.PathLike[str] | Journal | None = None,
-    on_uncertain: UncertainPolicy = "skip",
-    reconcile_delay: float = 1.0,
-    relaunches: int = 3,
-    on_progress: Callable[[BulkProgress], None] | None = None,
-    progress_bar: bool | None = False,
-    total: int | None = None,
-) -> AsyncIterator[LaunchOutcome]:
-    """Launch every spec; yield one :class:`LaunchOutcome` per input item, as they finish.
+def _slug(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", key).strip("-").lower() or "item"
 
-    ``tw`` may be several sessions (one per access token): each gets ``concurrency``
-    workers pulling from the same input, so the launches spread over the tokens' buckets.
-    ``journal`` (a path) makes a rerun skip what is done; see the module doc for
-    ``on_uncertain``; under ``"reconcile"`` an item is launched again at most ``relaunches``
-    times, each time only after a lookup showed no run of that name.
-    ``progress_bar=True`` shows a tqdm bar (extra ``progress``; ``None``: when a terminal).
-    Breaking out of the loop cancels the launches in flight (journaled as uncertain).
+
+def derive_run_name(run_names: RunNames, key: str) -> str:
+    """The run name ``run_names`` gives the item with journal key ``key``.
+
+    A template gets ``{key}`` (the key, reduced to letters, digits, ``-`` and ``_``) and
+    ``{digest}`` (12 hex digits of its SHA-256); a callable gets the key.
     """
+    if callable(run_names):
+        return str(run_names(key))
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return run_names.format(key=_slug(key), digest=digest)
+
+
+def _check_options(concurrency: int, on_uncertain: str, run_names: RunNames | None) -> None:
+    problems: list[tuple[str, str]] = []
     if on_uncertain not in ("skip", "reconcile"):
-        raise ValueError("on_uncertain must be 'skip' or 'reconcile'")
-    if concurrency < 1:
-        raise ValueError("concurrency must be >= 1")
-    sessions: list[Tower] = list(tw) if isinstance(tw, Sequence) else [tw]
-    if not sessions:
-        raise ValueError("no session given")
-    if total is None and isinstance(specs, Sequence):
-        total = len(specs)
-    owned = journal is not None and not isinstance(journal, Journal)
-    jr: Journal | None
-    if journal is None:
-        jr = None
-    elif isinstance(journal, Journal):
-        jr = journal
-    else:
-        jr = Journal(journal).open()
-    runner = _Runner(jr, on_uncertain, reconcile_delay, relaunches)
-    workers = concurrency * len(sessions)
-    inbox: asyncio.Queue[tuple[int, str, LaunchSpec, bool] | None] = asyncio.Queue(workers * 2)
-    outbox: asyncio.Queue[Any] = asyncio.Queue(workers * 4)
-    progress = BulkProgress(total=total)
-    bar = _make_bar(total, progress_bar)
-    previous = dict(jr.entries) if jr is not None else {}
+        problems.append(("on_uncertain", f"must be 'reconcile' or 'skip', not {on_uncertain!r}"))
+    if not isinstance(concurrency, int) or concurrency < 1:
+        problems.append(("concurrency", f"must be an int >= 1, not {concurrency!r}"))
+    if isinstance(run_names, str):
+        try:
+            derive_run_name(run_names, "k")
+        except (KeyError, IndexError, ValueError) as exc:
+            problems.append(
+                ("run_names", f"bad template {run_names!r} ({exc!r}); use {{key}} and {{digest}}")
+            )
+    elif run_names is not None and not callable(run_names):
+        problems.append(("run_names", "must be a template string or a callable"))
+    if problems:
+        raise RequestValidationError("bulk_launch", problems)
 
-    async def feed() -> None:
-        counts: dict[str, int] = {}
-        index = 0
 
-        async def one(spec: LaunchSpec) -> None:
-            nonlocal index
-            if not isinstance(spec, LaunchSpec):
-                raise TypeError(f"bulk_launch expects LaunchSpec items, got {type(spec).__name__}")
-            base = spec.journal_key
-            n = counts[base] = counts.get(base, 0) + 1
-            key = base if n == 1 else f"{base}#{n}"
-            i = index
-            index += 1
-            entry = previous.get(key)
-            if entry is None or entry.status == FAILED:
-                await inbox.put((i, key, spec, False))
-            elif entry.status == DONE:
-                await outbox.put(
-                    LaunchOutcome(i, key, spec, "skipped", workflow_id=entry.workflow_id)
-                )
-            elif on_uncertain == "reconcile" and n == 1:
-                await inbox.put((i, key, spec, True))
-            else:
-                await outbox.put(
-                    LaunchOutcome(
-                        i,
-                        key,
-                        spec,
-                        "skipped",
-                        may_have_launched=True,
-                        error="an earlier run may have launched it "
-                        f"({entry.error or 'no outcome recorded'})",
-                    )
-                )
+class BulkLaunch:
+    """The running bulk launch: an async iterator of :class:`LaunchOutcome` and an async
+    context manager whose exit (or :meth:`aclose`) stops launching at once.
 
-        if isinstance(specs, AsyncIterable):
-            async for spec in specs:
-                await one(spec)
-        else:
-            for spec in specs:
-                await one(spec)
-        for _ in range(workers):  # (on an error the supervisor cancels the workers)
-            await inbox.put(None)
+    Made by :func:`bulk_launch`; nothing starts (and the journal is not opened) until
+    it is entered or first iterated.  ``progress`` holds the counters so far.
+    """
 
-    async def work(session: Tower) -> None:
-        while True:
-            item = await inbox.get()
-            if item is None:
-                return
-            index, key, spec, check_first = item
-            await outbox.put(await runner.launch_one(session, index, key, spec, check_first))
+    def __init__(
+        self,
+        sessions: list[Tower],
+        specs: Iterable[LaunchSpec] | AsyncIterable[LaunchSpec],
+        *,
+        concurrency: int,
+        ledger: LaunchLedger | None,
+        runner: _Runner,
+        run_names: RunNames | None,
+        on_progress: Callable[[BulkProgress], None] | None,
+        progress_bar: bool | None,
+        total: int | None,
+    ) -> None:
+        self._sessions = sessions
+        self._specs = specs
+        self._concurrency = concurrency
+        self._ledger = ledger
+        self._runner = runner
+        self._run_names = run_names
+        self._on_progress = on_progress
+        self._progress_bar = progress_bar
+        self.progress = BulkProgress(total=total)
+        workers = concurrency * len(sessions)
+        self._inbox: asyncio.Queue[_Item | None] = asyncio.Queue(workers * 2)
+        # unbounded, but every outcome in it holds one of `workers` credits: outcomes are
+        # made only as fast as they are consumed, so an abandoned loop stops launching
+        self._outbox: asyncio.Queue[Any] = asyncio.Queue()
+        self._credits = asyncio.Semaphore(workers)
+        self._supervisor: asyncio.Task[None] | None = None
+        self._owns_ledger = False
+        self._closed = False
+        self._bar: Any = None
+        # tracing (tower_async.observe): one span per bulk launch, one event per item
+        self._traced = contextlib.ExitStack()
+        self._span: Any = None
 
-    async def supervise() -> None:
-        tasks = [asyncio.create_task(feed(), name="bulk-launch-feed")]
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "running" if self._supervisor else "new"
+        return f"<BulkLaunch {state}: {self.progress.summary()}>"
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        if self._supervisor is not None:
+            return
+        if self._ledger is not None and not self._ledger.is_open:
+            await self._ledger.acquire()  # JournalLocked: another process has it
+            self._owns_ledger = True
+        self._bar = _make_bar(self.progress.total, self._progress_bar)
+        self.progress.started_at = time.monotonic()
+        workers = self._concurrency * len(self._sessions)
+        span = self._traced.enter_context(
+            bulk_span(self._sessions[0], workers, self.progress.total)
+        )
+        self._span = span
+        with span.activate():  # the workers' launch spans nest under it
+            self._supervisor = asyncio.create_task(self._supervise(), name="bulk-launch")
+
+    async def __aenter__(self) -> BulkLaunch:
+        if self._closed:
+            raise TowerError("this bulk launch is closed; call bulk_launch() again")
+        await self._start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop: cancel the launches in flight (journaled), close a journal opened here."""
+        if self._closed:
+            return
+        self._closed = True
+        sup = self._supervisor
+        interrupted = False
+        try:
+            if sup is not None and not sup.done():
+                sup.cancel()
+                while not sup.done():  # the workers journal what they were doing first
+                    try:
+                        await asyncio.wait([sup])
+                    except asyncio.CancelledError:
+                        interrupted = True
+            if sup is not None and not sup.cancelled():
+                sup.exception()  # retrieved (it was handed to the consumer already)
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+            if self._owns_ledger and self._ledger is not None:
+                await self._ledger.release()
+            self._traced.close()
+        if interrupted:
+            raise asyncio.CancelledError
+
+    # -- iteration -----------------------------------------------------------------------
+
+    def __aiter__(self) -> BulkLaunch:
+        return self
+
+    async def __anext__(self) -> LaunchOutcome:
+        if self._closed:
+            raise StopAsyncIteration
+        await self._start()
+        try:
+            item = await self._outbox.get()
+        except BaseException:  # the consumer is cancelled: stop, like a generator would
+            await self.aclose()
+            raise
+        if item is _END:
+            await self.aclose()
+            raise StopAsyncIteration
+        if isinstance(item, BaseException):
+            await self.aclose()
+            raise item
+        self._credits.release()
+        try:
+            self._report(item)
+        except BaseException:  # on_progress failed: stop, as a generator would
+            await self.aclose()
+            raise
+        return item  # type: ignore[no-any-return]
+
+    def _report(self, outcome: LaunchOutcome) -> None:
+        progress = self.progress
+        progress.add(outcome)
+        if self._span is not None:
+            self._span.item(outcome)
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix(
+                ok=progress.ok,
+                failed=progress.failed,
+                unresolved=progress.unresolved,
+                refresh=False,
+            )
+        if self._on_progress is not None:
+            self._on_progress(progress)
+
+    # -- the tasks -----------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        tasks = [asyncio.create_task(self._feed(), name="bulk-launch-feed")]
         tasks += [
-            asyncio.create_task(work(s), name=f"bulk-launch-worker-{i}")
-            for s in sessions
-            for i in range(concurrency)
+            asyncio.create_task(self._work(s), name=f"bulk-launch-worker-{i}")
+            for s in self._sessions
+            for i in range(self._concurrency)
         ]
         try:
-            for fut in asyncio.as_completed(tasks):
-                await fut
+            await asyncio.gather(*tasks)
         except BaseException as exc:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             if not isinstance(exc, asyncio.CancelledError):
-                await outbox.put(exc)
+                self._outbox.put_nowait(exc)
             raise
-        await outbox.put(_END)
+        self._outbox.put_nowait(_END)
 
-    # tracing (tower_async.observe): one span per bulk launch, one event per item
-    traced = contextlib.ExitStack()
-    span = traced.enter_context(bulk_span(sessions[0], workers, total))
-    with span.activate():  # the workers' launch spans nest under it
-        supervisor = asyncio.create_task(supervise(), name="bulk-launch")
-    try:
+    async def _emit(self, outcome: LaunchOutcome) -> None:
+        await self._credits.acquire()
+        self._outbox.put_nowait(outcome)
+
+    async def _work(self, session: Tower) -> None:
         while True:
-            item = await outbox.get()
-            if item is _END:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            progress.add(item)
-            span.item(item)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(
-                    ok=progress.launched,
-                    failed=progress.failed,
-                    uncertain=progress.uncertain,
-                    skipped=progress.skipped,
-                    refresh=False,
+            item = await self._inbox.get()
+            if item is None:
+                return
+            await self._credits.acquire()
+            self._outbox.put_nowait(await self._runner.launch_one(session, item))
+
+    async def _feed(self) -> None:
+        counts: dict[str, int] = {}
+        names: set[str] = set()
+        index = 0
+        specs = self._specs
+        iterator = specs if isinstance(specs, AsyncIterable) else _aiter(specs)
+        async for spec in iterator:
+            if not isinstance(spec, LaunchSpec):
+                raise RequestValidationError(
+                    "bulk_launch",
+                    [(f"specs[{index}]", f"expected a LaunchSpec, got {type(spec).__name__}")],
                 )
-            if on_progress is not None:
-                on_progress(progress)
-            yield item
-    finally:
-        supervisor.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await supervisor
-        if bar is not None:
-            bar.close()
-        if owned and jr is not None:
-            jr.close()
-        traced.close()
+            base = spec.journal_key
+            n = counts[base] = counts.get(base, 0) + 1
+            key = base if n == 1 else f"{base}#{n}"
+            if not spec.run_name and self._run_names is not None:
+                spec = dataclasses.replace(
+                    spec, run_name=derive_run_name(self._run_names, key), key=key
+                )
+            findable = bool(spec.run_name) and spec.run_name not in names
+            if spec.run_name:
+                names.add(spec.run_name)
+            await self._dispatch(_Item(index, key, spec, findable))
+            index += 1
+        for _ in range(self._concurrency * len(self._sessions)):
+            await self._inbox.put(None)
+
+    async def _dispatch(self, it: _Item) -> None:
+        ledger = self._ledger
+        entry = await ledger.lookup(it.key) if ledger is not None else None
+        if entry is not None and entry.status == DONE:
+            await self._emit(it.out("skipped", workflow_id=entry.workflow_id))
+            return
+        if entry is not None and entry.in_doubt:
+            if self._runner.on_uncertain == "skip":
+                error = f"an earlier run may have launched it ({entry.error or entry.status})"
+                await self._emit(it.out("skipped", may_have_launched=True, error=error))
+                return
+            it.doubt = True
+        if ledger is not None and not await ledger.claim(it.key):
+            await self._emit(it.out("skipped", error="claimed by another process"))
+            return
+        await self._inbox.put(it)
+
+
+async def _aiter(items: Iterable[LaunchSpec]) -> Any:
+    for item in items:
+        yield item
+
+
+def bulk_launch(
+    tw: Tower | Sequence[Tower],
+    specs: Iterable[LaunchSpec] | AsyncIterable[LaunchSpec],
+    *,
+    concurrency: int = 16,
+    journal: str | os.PathLike[str] | LaunchLedger | None = None,
+    fsync: bool = True,
+    on_uncertain: UncertainPolicy = "reconcile",
+    reconcile_delay: float = 1.0,
+    relaunches: int = 3,
+    run_names: RunNames | None = None,
+    on_progress: Callable[[BulkProgress], None] | None = None,
+    progress_bar: bool | None = False,
+    total: int | None = None,
+) -> BulkLaunch:
+    """Launch every spec; yields one :class:`LaunchOutcome` per input item, as they finish.
+
+    ``async with bulk_launch(tw, specs, journal="j.jsonl") as outcomes: async for o in
+    outcomes: ...`` (or a plain ``async for``; see the module doc).  ``tw`` may be several
+    sessions (one per access token): each gets ``concurrency`` workers pulling from the
+    same input, so the launches spread over the tokens' buckets.  ``journal`` (a path, a
+    :class:`Journal` or another :class:`LaunchLedger`; opened and locked here if not open,
+    and then closed here) makes a rerun skip what is done and settle what is in doubt;
+    ``fsync`` applies to a path.  ``on_uncertain``/``reconcile_delay``/``relaunches``: see
+    the module doc.  ``run_names`` gives items without a run name one, from their journal
+    key: a template (``"bulk-{digest}"``, ``"{key}"``) or a callable ``key -> name``.
+    ``progress_bar=True`` shows a tqdm bar (extra ``progress``; ``None``: when a terminal).
+    Bad options raise :class:`~tower_async.errors.RequestValidationError` here.
+    """
+    _check_options(concurrency, on_uncertain, run_names)
+    sessions: list[Tower] = list(tw) if isinstance(tw, Sequence) else [tw]
+    if not sessions:
+        raise RequestValidationError("bulk_launch", [("tw", "no session given")])
+    if total is None and isinstance(specs, Sequence):
+        total = len(specs)
+    ledger: LaunchLedger | None
+    if journal is None or isinstance(journal, LaunchLedger):
+        ledger = journal
+    else:
+        ledger = Journal(journal, fsync=fsync)
+    return BulkLaunch(
+        sessions,
+        specs,
+        concurrency=concurrency,
+        ledger=ledger,
+        runner=_Runner(ledger, on_uncertain, reconcile_delay, relaunches),
+        run_names=run_names,
+        on_progress=on_progress,
+        progress_bar=progress_bar,
+        total=total,
+    )

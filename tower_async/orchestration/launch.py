@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import yaml
 
-from ..errors import TowerError
+from ..errors import LaunchResponseError, ResponseValidationError, TowerError
 from .resolve import (
     resolve_compute_env,
     resolve_labels,
@@ -25,7 +25,7 @@ from .resolve import (
 if TYPE_CHECKING:
     from ..session import Tower
 
-__all__ = ["LaunchSpec", "build_launch_request", "launch", "merge_params"]
+__all__ = ["LaunchSpec", "build_launch_request", "launch", "merge_params", "send_launch"]
 
 #: Fields of the saved launch configuration carried into a WorkflowLaunchRequest when the
 #: bound document does not list the request's properties.
@@ -250,5 +250,33 @@ async def launch(tw: Tower, spec: LaunchSpec | str | int, **overrides: Any) -> s
     elif overrides:
         spec = LaunchSpec(**{**{f.name: getattr(spec, f.name) for f in fields(spec)}, **overrides})
     ws, body = await prepare_launch(tw, spec)
-    result = await tw.call("CreateWorkflowLaunch", workspace_id=ws, body=body)
-    return str(result["workflowId"])
+    return await send_launch(tw, ws, body)
+
+
+def _workflow_id(data: Any) -> str | None:
+    wid = data.get("workflowId") if isinstance(data, dict) else None
+    return wid if isinstance(wid, str) and wid else None
+
+
+async def send_launch(
+    tw: Tower, workspace_id: int | None, body: Mapping[str, Any], **options: Any
+) -> str:
+    """``POST /workflow/launch`` once; the new run's ``workflowId``.
+
+    A 2xx without a readable ``workflowId`` (``{}``, ``[]``, an empty or HTML body, or one
+    that fails ``strict`` validation without one) raises :class:`LaunchResponseError`: the
+    server took the request, so the run may exist.  ``options`` go to the call (``timeout``,
+    ``on_send``).
+    """
+    op = "CreateWorkflowLaunch"
+    try:
+        result = await tw.call(op, workspace_id=workspace_id, body=body, **options)
+    except ResponseValidationError as exc:
+        wid = _workflow_id(exc.data)
+        if wid is None:
+            raise LaunchResponseError(op, exc.status, exc.data) from exc
+        return wid
+    wid = _workflow_id(result)
+    if wid is None:
+        raise LaunchResponseError(op, None, result)
+    return wid

@@ -12,6 +12,7 @@ import contextlib
 import sys
 
 from .clock import RealClock
+from .faults import parse_fault
 from .server import FakePlatform
 from .state import RunDurations
 
@@ -28,7 +29,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--running", type=float, default=60.0, help="seconds a run stays RUNNING")
     p.add_argument("--failure-rate", type=float, default=0.0)
     p.add_argument("--token", default=None, help="register this token as the default one")
+    p.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        type=_fault,
+        metavar="ROUTE:KIND[:k=v,...]",
+        help="a fault rule (repeatable), e.g. CreateWorkflowLaunch:drop_after:probability=0.1",
+    )
     return p.parse_args(argv)
+
+
+def _fault(text: str) -> dict[str, object]:
+    try:
+        return parse_fault(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -44,6 +60,8 @@ async def serve(args: argparse.Namespace) -> None:
     )
     if args.token:
         platform.token = platform.state.add_token(token=args.token)
+    for rule in args.fault:
+        platform.faults.add(**rule)
     async with platform:
         print(f"URL: {platform.url}", flush=True)
         print(f"TOKEN: {platform.token}", flush=True)

@@ -16,7 +16,7 @@ from aiohttp import BodyPartReader, web
 from multidict import MultiMapping
 
 from .clock import Clock, MonotonicClock
-from .faults import FaultInjector, FaultSpec, apply_drift
+from .faults import FaultInjector, FaultSpec, apply_drift, unreadable_body
 from .ratewindow import SlidingWindow
 from .state import (
     LOG_LINE,
@@ -955,6 +955,10 @@ class FakeApp:
                 return web.Response(status=499)
         if "drop_after" in fired:
             return _abort(request)
+        if "unreadable" in fired and not isinstance(result, web.StreamResponse):
+            # processed (and succeeded), then a 200 the client cannot read
+            body, content_type = unreadable_body(fired["unreadable"])
+            return web.Response(status=200, body=body, content_type=content_type)
         if isinstance(result, web.StreamResponse):
             return result
         if result is None:

@@ -17,6 +17,9 @@ as an accepted call.
 Randomness comes from one ``random.Random(seed)``, so a given seed and call sequence
 always produce the same faults. ``count`` limits how many times a rule fires.
 
+The standalone server takes the same rules on its command line
+(``--fault CreateWorkflowLaunch:drop_after:probability=0.1``, see :func:`parse_fault`).
+
 Kinds:
 
 ``latency``      sleep ``delay`` seconds, then answer normally. ``when="before"`` (default):
@@ -35,6 +38,10 @@ Kinds:
 ``invalid_json`` answer 200 with a body that is not valid JSON (the first half of the real
                  one, with a matching ``Content-Length``).
 ``slow_body``    trickle the body in ``chunk`` byte pieces, sleeping ``delay`` between them.
+``unreadable``   process the request (state changes, e.g. a launch is recorded), then answer
+                 its success (not an error, not a stream) with a 200 the client cannot
+                 use: ``variant`` ``"object"`` (``{}``), ``"array"`` (``[]``),
+                 ``"empty"`` (no body) or ``"html"`` (a proxy's page).
 ``drift``        spec drift in JSON payloads: ``nulls`` (optional fields set to null
                  where present; payloads otherwise omit unset fields),
                  ``enum`` (``status`` values replaced by ``enum_value``, default
@@ -54,10 +61,13 @@ __all__ = [
     "DRIFT_KINDS",
     "FAULT_KINDS",
     "LATENCY_WHEN",
+    "UNREADABLE_VARIANTS",
     "FaultInjector",
     "FaultSpec",
     "LatencyWhen",
     "apply_drift",
+    "parse_fault",
+    "unreadable_body",
 ]
 
 FaultKind = Literal[
@@ -69,6 +79,7 @@ FaultKind = Literal[
     "invalid_json",
     "slow_body",
     "drift",
+    "unreadable",
 ]
 FAULT_KINDS: frozenset[str] = frozenset(
     {
@@ -80,11 +91,20 @@ FAULT_KINDS: frozenset[str] = frozenset(
         "invalid_json",
         "slow_body",
         "drift",
+        "unreadable",
     }
 )
 DRIFT_KINDS: frozenset[str] = frozenset({"nulls", "enum", "extra", "exit_string"})
 LatencyWhen = Literal["before", "after"]
 LATENCY_WHEN: frozenset[str] = frozenset({"before", "after"})
+#: ``unreadable`` answers: 200 with these (body, content type)
+_UNREADABLE: dict[str, tuple[bytes, str]] = {
+    "object": (b"{}", "application/json"),
+    "array": (b"[]", "application/json"),
+    "empty": (b"", "application/json"),
+    "html": (b"<html><body><h1>200 OK</h1>Request accepted.</body></html>", "text/html"),
+}
+UNREADABLE_VARIANTS: frozenset[str] = frozenset(_UNREADABLE)
 
 # Fields the Platform's document does not mark required, set to null by "nulls" drift.
 _NULLABLE_FIELDS = frozenset(
@@ -123,6 +143,7 @@ class FaultSpec:
     drift: tuple[str, ...] = ("nulls", "enum", "extra", "exit_string")
     enum_value: str = "DELETING"
     when: LatencyWhen = "before"
+    variant: str = "object"
     fired: int = 0
 
     def __post_init__(self) -> None:
@@ -139,6 +160,10 @@ class FaultSpec:
             raise ValueError("chunk must be >= 1")
         if self.when not in LATENCY_WHEN:
             raise ValueError(f"when must be one of {sorted(LATENCY_WHEN)}, not {self.when!r}")
+        if self.variant not in UNREADABLE_VARIANTS:
+            raise ValueError(
+                f"variant must be one of {sorted(UNREADABLE_VARIANTS)}, not {self.variant!r}"
+            )
 
     def matches(self, operation_id: str, path: str) -> bool:
         route = self.route
@@ -186,6 +211,7 @@ class FaultInjector:
         drift: Iterable[str] = ("nulls", "enum", "extra", "exit_string"),
         enum_value: str = "DELETING",
         when: LatencyWhen = "before",
+        variant: str = "object",
     ) -> FaultSpec:
         spec = FaultSpec(
             route=route,
@@ -198,6 +224,7 @@ class FaultInjector:
             drift=tuple(drift),
             enum_value=enum_value,
             when=when,
+            variant=variant,
         )
         self.rules.append(spec)
         return spec
@@ -234,6 +261,37 @@ class FaultInjector:
             self.log.append(FiredFault(operation_id, path, spec.kind))
         self.rules[:] = [s for s in self.rules if not s.exhausted]
         return chosen
+
+
+def unreadable_body(spec: FaultSpec) -> tuple[bytes, str]:
+    """The body and content type an ``unreadable`` fault answers with (status 200)."""
+    return _UNREADABLE[spec.variant]
+
+
+_NUMBERS = {"probability": float, "delay": float, "count": int, "status": int, "chunk": int}
+
+
+def parse_fault(text: str) -> dict[str, Any]:
+    """``"ROUTE:KIND[:name=value,...]"`` -> keyword arguments of :meth:`FaultInjector.add`.
+
+    ``CreateWorkflowLaunch:latency:delay=2,when=after`` or ``*:status:status=503,count=3``.
+    Raises ValueError naming the bad part.
+    """
+    route, sep, rest = text.partition(":")
+    kind, _, options = rest.partition(":")
+    if not sep or not route or kind not in FAULT_KINDS:
+        raise ValueError(f"--fault {text!r}: expected ROUTE:KIND[:name=value,...]")
+    out: dict[str, Any] = {"route": route, "kind": kind}
+    for item in filter(None, options.split(",")):
+        name, eq, value = item.partition("=")
+        if not eq or name not in {*_NUMBERS, "when", "variant", "enum_value"}:
+            raise ValueError(f"--fault {text!r}: bad option {item!r}")
+        try:
+            out[name] = _NUMBERS[name](value) if name in _NUMBERS else value
+        except ValueError:
+            raise ValueError(f"--fault {text!r}: {name} is not a number: {value!r}") from None
+    FaultSpec(**out)  # validates kind-independent ranges
+    return out
 
 
 def apply_drift(payload: Any, spec: FaultSpec) -> Any:
