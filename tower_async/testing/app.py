@@ -17,19 +17,20 @@ from multidict import MultiMapping
 
 from .clock import Clock, MonotonicClock
 from .faults import FaultInjector, FaultSpec, apply_drift
+from .pagetokens import decode_page_token, encode_page_token
 from .ratewindow import SlidingWindow
-from .state import (
-    LOG_LINE,
-    TERMINAL,
-    ApiFailure,
-    FakeState,
-    TokenInfo,
-    Workflow,
-    decode_page_token,
-    encode_page_token,
+from .records import TERMINAL, ApiFailure, TokenInfo, Workflow
+from .render import (
+    compute_env_dto,
+    compute_env_entry,
+    data_link_dto,
     iso,
-    log_line,
+    label_dto,
+    org_dto,
+    workspace_dto,
 )
+from .runlogs import LOG_LINE, log_line
+from .state import FakeState
 
 __all__ = ["DEFAULT_API_VERSION", "FakeApp", "Route", "build_routes"]
 
@@ -276,7 +277,7 @@ async def h_user_workspaces(app: FakeApp, ctx: Ctx) -> Result:
 
 
 async def h_orgs(app: FakeApp, ctx: Ctx) -> Result:
-    orgs = [o.dto() for o in ctx.state.orgs.values()]
+    orgs = [org_dto(o) for o in ctx.state.orgs.values()]
     return {"organizations": orgs, "totalSize": len(orgs)}
 
 
@@ -287,7 +288,9 @@ async def h_org_workspaces(app: FakeApp, ctx: Ctx) -> Result:
     org_id = int(raw)
     if org_id not in ctx.state.orgs:
         raise ApiFailure(403, None)
-    return {"workspaces": [ws.dto() for ws in _visible_workspaces(ctx) if ws.org.id == org_id]}
+    return {
+        "workspaces": [workspace_dto(ws) for ws in _visible_workspaces(ctx) if ws.org.id == org_id]
+    }
 
 
 def _ws_name(ctx: Ctx, workspace_id: int | None) -> str | None:
@@ -299,7 +302,7 @@ async def h_list_compute_envs(app: FakeApp, ctx: Ctx) -> Result:
     status = ctx.query.get("status")
     name = _ws_name(ctx, ctx.workspace_id)
     envs = [
-        ce.entry(name)
+        compute_env_entry(ce, name)
         for ce in ctx.state.compute_envs.values()
         if ce.workspace_id == ctx.workspace_id and (not status or ce.status == status.upper())
     ]
@@ -311,7 +314,7 @@ async def h_describe_compute_env(app: FakeApp, ctx: Ctx) -> Result:
     ce = ctx.state.compute_envs.get(ce_id)
     if ce is None or ce.workspace_id != ctx.workspace_id:
         raise ApiFailure(404, f"Compute environment '{ce_id}' not found")
-    return {"computeEnv": ce.dto()}
+    return {"computeEnv": compute_env_dto(ce)}
 
 
 def _pipeline_dto(ctx: Ctx, p: Any) -> dict[str, Any]:
@@ -362,7 +365,7 @@ async def h_pipeline_launch(app: FakeApp, ctx: Ctx) -> Result:
     return {
         "launch": {
             "id": p.launch_id,
-            "computeEnv": ce.dto(),
+            "computeEnv": compute_env_dto(ce),
             "pipeline": p.repository,
             "workDir": p.work_dir,
             "revision": p.revision,
@@ -617,7 +620,7 @@ async def h_list_labels(app: FakeApp, ctx: Ctx) -> Result:
         and (want_default is None or lab.is_default == want_default)
     ]
     return {
-        "labels": [lab.dto() for lab in found[offset : offset + max_]],
+        "labels": [label_dto(lab) for lab in found[offset : offset + max_]],
         "totalSize": len(found),
     }
 
@@ -721,7 +724,7 @@ async def h_list_data_links(app: FakeApp, ctx: Ctx) -> Result:
     max_, offset = paging(ctx, "ListDataLinks", default_max=100)
     found = matching(ctx, ctx.state.data_links.values())
     return {
-        "dataLinks": [dl.dto() for dl in found[offset : offset + max_]],
+        "dataLinks": [data_link_dto(dl) for dl in found[offset : offset + max_]],
         "totalSize": len(found),
     }
 
