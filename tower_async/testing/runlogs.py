@@ -83,14 +83,17 @@ def log_entries(
 
 
 def log_blocks(wf: Workflow, now: float, log_size: int) -> Iterator[bytes]:
-    """The download of the run's log visible now, in blocks of about 64 KiB."""
-    length = log_length(wf, now, log_size)
-    footer = log_footer(wf, now)
+    """The download of the run's log visible at ``now``, in blocks of about 64 KiB (what
+    is visible is decided by this call, not when the blocks are read)."""
+    return _blocks(wf.id, log_length(wf, now, log_size), log_footer(wf, now))
+
+
+def _blocks(wf_id: str, length: int, footer: bytes) -> Iterator[bytes]:
     lines_per_chunk = _LOG_CHUNK // LOG_LINE
     sent = 0
     i = 0
     while sent < length:
-        block = b"".join(log_line(wf.id, n) for n in range(i, i + lines_per_chunk))
+        block = b"".join(log_line(wf_id, n) for n in range(i, i + lines_per_chunk))
         i += lines_per_chunk
         block = block[: length - sent]
         yield block
