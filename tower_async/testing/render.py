@@ -89,13 +89,20 @@ def workspace_dto(ws: Workspace) -> dict[str, Any]:
     }
 
 
-def compute_env_entry(ce: ComputeEnv, workspace_name: str | None) -> dict[str, Any]:
+def _compute_env_head(ce: ComputeEnv) -> dict[str, Any]:
+    """The members a compute environment's list entry and description start with."""
     return {
         "id": ce.id,
         "name": ce.name,
         "platform": ce.platform,
         "status": ce.status,
         "primary": ce.primary,
+    }
+
+
+def compute_env_entry(ce: ComputeEnv, workspace_name: str | None) -> dict[str, Any]:
+    return {
+        **_compute_env_head(ce),
         "workDir": ce.work_dir,
         "region": ce.region,
         "credentialsId": "cred" + ce.id[:6],
@@ -121,11 +128,7 @@ def compute_env_config(ce: ComputeEnv) -> dict[str, Any]:
 
 def compute_env_dto(ce: ComputeEnv) -> dict[str, Any]:
     return {
-        "id": ce.id,
-        "name": ce.name,
-        "platform": ce.platform,
-        "status": ce.status,
-        "primary": ce.primary,
+        **_compute_env_head(ce),
         "config": compute_env_config(ce),
         "credentialsId": "cred" + ce.id[:6],
         "description": None,
