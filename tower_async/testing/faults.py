@@ -55,7 +55,7 @@ import fnmatch
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 __all__ = [
     "DRIFT_KINDS",
@@ -81,19 +81,7 @@ FaultKind = Literal[
     "drift",
     "unreadable",
 ]
-FAULT_KINDS: frozenset[str] = frozenset(
-    {
-        "latency",
-        "status",
-        "drop_before",
-        "drop_after",
-        "truncate",
-        "invalid_json",
-        "slow_body",
-        "drift",
-        "unreadable",
-    }
-)
+FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 DRIFT_KINDS: frozenset[str] = frozenset({"nulls", "enum", "extra", "exit_string"})
 LatencyWhen = Literal["before", "after"]
 LATENCY_WHEN: frozenset[str] = frozenset({"before", "after"})

@@ -142,9 +142,9 @@ _LOAD_FIELDS = (
 VISIBILITY: Schema = {"type": "string", "enum": ["PRIVATE", "SHARED"]}
 
 
-def _schemas() -> dict[str, Schema]:
-    #: what a saved launch (pipeline's) and a run's launch both report
-    launch_common: dict[str, Schema] = {
+def _launch_common() -> dict[str, Schema]:
+    """What a saved launch (pipeline's) and a run's launch both report."""
+    return {
         "id": S,
         "computeEnv": nullable(ref("ComputeEnvResponseDto")),
         "pipeline": S,
@@ -168,7 +168,10 @@ def _schemas() -> dict[str, Schema]:
         "workspaceSecrets": nullable(arr(S)),
         "dateCreated": nullable(DT),
     }
-    label = obj(
+
+
+def _label() -> Schema:
+    return obj(
         {
             "id": I64,
             "name": S,
@@ -180,8 +183,14 @@ def _schemas() -> dict[str, Schema]:
             "dateCreated": nullable(DT),
         }
     )
-    load_fields = {k: I64 for k in _LOAD_FIELDS}
-    workflow_props: dict[str, Schema] = {
+
+
+def _load_fields() -> dict[str, Schema]:
+    return {k: I64 for k in _LOAD_FIELDS}
+
+
+def _workflow_props() -> dict[str, Schema]:
+    return {
         "id": S,
         "status": ref("WorkflowStatus"),
         "runName": S,
@@ -224,13 +233,19 @@ def _schemas() -> dict[str, Schema]:
         "nextflow": nullable({"type": "object", "additionalProperties": True}),
         "stats": nullable({"type": "object", "additionalProperties": True}),
     }
-    ws_extras: dict[str, Schema] = {
+
+
+def _ws_extras() -> dict[str, Schema]:
+    return {
         "orgId": nullable(I64),
         "orgName": nullable(S),
         "workspaceId": nullable(I64),
         "workspaceName": nullable(S),
     }
-    compute_env = obj(
+
+
+def _compute_env() -> Schema:
+    return obj(
         {
             "id": S,
             "name": S,
@@ -250,7 +265,10 @@ def _schemas() -> dict[str, Schema]:
             "labels": nullable(arr(ref("LabelDbDto"))),
         }
     )
-    dataset = obj(
+
+
+def _dataset() -> Schema:
+    return obj(
         {
             "id": S,
             "name": S,
@@ -267,6 +285,9 @@ def _schemas() -> dict[str, Schema]:
             "lastUpdated": nullable(DT),
         }
     )
+
+
+def _status_schemas() -> dict[str, Schema]:
     return {
         "ErrorResponse": obj({"message": S}, ["message"]),
         "WorkflowStatus": {
@@ -307,6 +328,11 @@ def _schemas() -> dict[str, Schema]:
                 )
             }
         ),
+    }
+
+
+def _user_schemas() -> dict[str, Schema]:
+    return {
         "DescribeUserResponse": obj(
             {
                 "user": obj(
@@ -354,6 +380,11 @@ def _schemas() -> dict[str, Schema]:
                 )
             }
         ),
+    }
+
+
+def _org_schemas() -> dict[str, Schema]:
+    return {
         "ListOrganizationsResponse": obj(
             {
                 "organizations": arr(
@@ -392,7 +423,12 @@ def _schemas() -> dict[str, Schema]:
                 )
             }
         ),
-        "LabelDbDto": label,
+    }
+
+
+def _compute_env_schemas() -> dict[str, Schema]:
+    return {
+        "LabelDbDto": _label(),
         "ListComputeEnvsResponse": obj(
             {
                 "computeEnvs": arr(
@@ -417,8 +453,13 @@ def _schemas() -> dict[str, Schema]:
                 )
             }
         ),
-        "ComputeEnvResponseDto": compute_env,
+        "ComputeEnvResponseDto": _compute_env(),
         "DescribeComputeEnvResponse": obj({"computeEnv": ref("ComputeEnvResponseDto")}),
+    }
+
+
+def _pipeline_schemas() -> dict[str, Schema]:
+    return {
         "PipelineDbDto": obj(
             {
                 "pipelineId": I64,
@@ -446,7 +487,7 @@ def _schemas() -> dict[str, Schema]:
         "ListPipelinesResponse": obj({"pipelines": arr(ref("PipelineDbDto")), "totalSize": I64}),
         "LaunchDbDto": obj(
             {
-                **launch_common,
+                **_launch_common(),
                 "pipelineSchemaId": nullable(I64),
                 "runName": nullable(S),
                 "workspaceId": nullable(I64),
@@ -456,7 +497,7 @@ def _schemas() -> dict[str, Schema]:
         "DescribeLaunchResponse": obj({"launch": ref("LaunchDbDto")}),
         "WorkflowLaunchResponse": obj(
             {
-                **launch_common,
+                **_launch_common(),
                 "resumeDir": nullable(S),
                 "resumeCommitId": nullable(S),
                 "headJobCpus": nullable(I32),
@@ -464,6 +505,11 @@ def _schemas() -> dict[str, Schema]:
             }
         ),
         "DescribeWorkflowLaunchResponse": obj({"launch": ref("WorkflowLaunchResponse")}),
+    }
+
+
+def _launch_schemas() -> dict[str, Schema]:
+    return {
         "WorkflowLaunchRequest": obj(
             {
                 "id": S,
@@ -495,7 +541,12 @@ def _schemas() -> dict[str, Schema]:
         ),
         "SubmitWorkflowLaunchRequest": obj({"launch": ref("WorkflowLaunchRequest")}),
         "SubmitWorkflowLaunchResponse": obj({"workflowId": S}),
-        "WorkflowDbDto": obj(workflow_props),
+    }
+
+
+def _workflow_schemas() -> dict[str, Schema]:
+    return {
+        "WorkflowDbDto": obj(_workflow_props()),
         "WorkflowMaxDbDto": {
             "allOf": [
                 ref("WorkflowDbDto"),
@@ -513,8 +564,8 @@ def _schemas() -> dict[str, Schema]:
                 ),
             ]
         },
-        "WorkflowLoad": obj(load_fields),
-        "ProcessLoad": obj({"process": S, **load_fields}),
+        "WorkflowLoad": obj(_load_fields()),
+        "ProcessLoad": obj({"process": S, **_load_fields()}),
         "ProgressData": obj(
             {
                 "workflowProgress": ref("WorkflowLoad"),
@@ -529,9 +580,14 @@ def _schemas() -> dict[str, Schema]:
                 "labels": nullable(arr(ref("LabelDbDto"))),
                 "starred": nullable(B),
                 "optimized": nullable(B),
-                **ws_extras,
+                **_ws_extras(),
             }
         ),
+    }
+
+
+def _workflow_answer_schemas() -> dict[str, Schema]:
+    return {
         "ListWorkflowsResponse": obj(
             {
                 "workflows": arr(ref("ListWorkflowsResponse.ListWorkflowsElement")),
@@ -558,10 +614,15 @@ def _schemas() -> dict[str, Schema]:
                 "labels": nullable(arr(ref("LabelDbDto"))),
                 "optimized": nullable(B),
                 "messages": nullable(arr(S)),
-                **ws_extras,
+                **_ws_extras(),
             }
         ),
         "GetProgressResponse": obj({"progress": ref("ProgressData")}),
+    }
+
+
+def _task_log_schemas() -> dict[str, Schema]:
+    return {
         "Task": obj(
             {
                 "id": I64,
@@ -612,12 +673,17 @@ def _schemas() -> dict[str, Schema]:
             }
         ),
         "WorkflowLogResponse": obj({"log": ref("LogPage")}),
+    }
+
+
+def _label_dataset_schemas() -> dict[str, Schema]:
+    return {
         "ListLabelsResponse": obj({"labels": arr(ref("LabelDbDto")), "totalSize": I64}),
         "CreateLabelRequest": obj({"name": S, "value": S, "resource": B, "isDefault": B}),
         "CreateLabelResponse": obj(
             {"id": I64, "name": S, "value": nullable(S), "resource": B, "isDefault": B}
         ),
-        "DatasetDto": dataset,
+        "DatasetDto": _dataset(),
         "ListDatasetsResponse": obj({"datasets": arr(ref("DatasetDto")), "totalSize": I64}),
         "CreateDatasetRequest": obj({"name": S, "description": S}),
         "CreateDatasetResponse": obj({"dataset": ref("DatasetDto")}),
@@ -639,6 +705,11 @@ def _schemas() -> dict[str, Schema]:
                 "url": S,
             }
         ),
+    }
+
+
+def _data_link_schemas() -> dict[str, Schema]:
+    return {
         "UploadDatasetVersionResponse": obj({"version": ref("DatasetVersionDto")}),
         "DataLinkDto": obj(
             {
@@ -675,16 +746,23 @@ def _schemas() -> dict[str, Schema]:
     }
 
 
-def _paths() -> dict[str, Any]:
-    wf_id = path_param("workflowId", S)
-    ws_path = path_param("workspaceId", I64)
-    explore_params = [
-        path_param("dataLinkId", S),
-        WS,
-        q("search", S, "Prefix search of the data-link content"),
-        q("nextPageToken", S, "Token for the next page"),
-        q("pageSize", I32, "Number of items per page"),
-    ]
+def _schemas() -> dict[str, Schema]:
+    return {
+        **_status_schemas(),
+        **_user_schemas(),
+        **_org_schemas(),
+        **_compute_env_schemas(),
+        **_pipeline_schemas(),
+        **_launch_schemas(),
+        **_workflow_schemas(),
+        **_workflow_answer_schemas(),
+        **_task_log_schemas(),
+        **_label_dataset_schemas(),
+        **_data_link_schemas(),
+    }
+
+
+def _account_paths() -> dict[str, Any]:
     return {
         "/service-info": {
             "get": op(
@@ -725,6 +803,11 @@ def _paths() -> dict[str, Any]:
                 tag="workspaces",
             )
         },
+    }
+
+
+def _pipeline_paths() -> dict[str, Any]:
+    return {
         "/compute-envs": {
             "get": op(
                 "ListComputeEnvs",
@@ -763,6 +846,12 @@ def _paths() -> dict[str, Any]:
                 extra_errors=("404",),
             )
         },
+    }
+
+
+def _workflow_paths() -> dict[str, Any]:
+    wf_id = path_param("workflowId", S)
+    return {
         "/workflow/launch": {
             "post": op(
                 "CreateWorkflowLaunch",
@@ -807,6 +896,12 @@ def _paths() -> dict[str, Any]:
                 extra_errors=("404", "409"),
             ),
         },
+    }
+
+
+def _run_paths() -> dict[str, Any]:
+    wf_id = path_param("workflowId", S)
+    return {
         "/workflow/{workflowId}/launch": {
             "get": op(
                 "DescribeWorkflowLaunch",
@@ -855,6 +950,12 @@ def _paths() -> dict[str, Any]:
                 extra_errors=("404",),
             )
         },
+    }
+
+
+def _log_label_paths() -> dict[str, Any]:
+    wf_id = path_param("workflowId", S)
+    return {
         "/workflow/{workflowId}/download": {
             "get": op(
                 "DownloadWorkflowLog",
@@ -905,6 +1006,12 @@ def _paths() -> dict[str, Any]:
                 tag="labels",
             ),
         },
+    }
+
+
+def _dataset_paths() -> dict[str, Any]:
+    ws_path = path_param("workspaceId", I64)
+    return {
         "/datasets": {
             "get": op(
                 "ListDatasetsV2",
@@ -947,6 +1054,19 @@ def _paths() -> dict[str, Any]:
                 "deprecated": True,
             },
         },
+    }
+
+
+def _data_link_paths() -> dict[str, Any]:
+    ws_path = path_param("workspaceId", I64)
+    explore_params = [
+        path_param("dataLinkId", S),
+        WS,
+        q("search", S, "Prefix search of the data-link content"),
+        q("nextPageToken", S, "Token for the next page"),
+        q("pageSize", I32, "Number of items per page"),
+    ]
+    return {
         "/workspaces/{workspaceId}/datasets/{datasetId}/upload": {
             "post": {
                 **op(
@@ -991,6 +1111,18 @@ def _paths() -> dict[str, Any]:
                 extra_errors=("404",),
             )
         },
+    }
+
+
+def _paths() -> dict[str, Any]:
+    return {
+        **_account_paths(),
+        **_pipeline_paths(),
+        **_workflow_paths(),
+        **_run_paths(),
+        **_log_label_paths(),
+        **_dataset_paths(),
+        **_data_link_paths(),
     }
 
 
