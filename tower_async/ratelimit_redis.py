@@ -277,16 +277,8 @@ class RedisLimiter:
         prefix: str = "tower-async:rl:",
     ) -> None:
         check_redis_url(url)
-        if not (rate > 0 and math.isfinite(rate)):
-            raise ValueError(f"RedisLimiter: rate must be a finite number > 0, not {rate!r}")
-        if on_unavailable not in ("fail", "local"):
-            raise ValueError(
-                f"RedisLimiter: on_unavailable must be 'fail' or 'local', not {on_unavailable!r}"
-            )
-        if not (timeout > 0 and max_wait > 0 and retry_after >= 0 and 0 <= tolerance < margin):
-            raise ValueError(
-                "RedisLimiter: timeout and max_wait must be > 0, 0 <= tolerance < margin"
-            )
+        _check_options(rate, on_unavailable, timeout > 0 and max_wait > 0 and retry_after >= 0
+                       and 0 <= tolerance < margin)  # fmt: skip
         self._url = url
         self.location = redis_location(url)
         self.key = token_key(token)
@@ -464,6 +456,17 @@ class RedisLimiter:
             f"<RedisLimiter {self.location} key={self.key[:12]}... rate={self.rate:.3g}/s "
             f"limit={self.limit:g}/s on_unavailable={self.on_unavailable}>"
         )
+
+
+def _check_options(rate: float, on_unavailable: str, others_ok: bool) -> None:
+    if not (rate > 0 and math.isfinite(rate)):
+        raise ValueError(f"RedisLimiter: rate must be a finite number > 0, not {rate!r}")
+    if on_unavailable not in ("fail", "local"):
+        raise ValueError(
+            f"RedisLimiter: on_unavailable must be 'fail' or 'local', not {on_unavailable!r}"
+        )
+    if not others_ok:
+        raise ValueError("RedisLimiter: timeout and max_wait must be > 0, 0 <= tolerance < margin")
 
 
 def _feedback(limiter: Limiter, name: str, *args: float | None) -> None:
