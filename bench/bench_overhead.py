@@ -34,10 +34,10 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import spec_path  # noqa: E402
-from bench_validation import payloads, serve  # noqa: E402
+from _common import spec_path
+from bench_validation import payloads, serve
 
-from tower_async import Tower  # noqa: E402
+from tower_async import Tower
 
 Call = Callable[[], Awaitable[Any]]
 WORKFLOW = "4Bx1b1F7zvr1Cs"
