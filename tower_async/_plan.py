@@ -110,7 +110,7 @@ def _plain(param: Parameter, value: Any) -> str | None:
     if plain_text and (
         param.kind in ("string", None) or (param.kind == "integer" and value.isdigit())
     ):
-        return value
+        return str(value)
     return None
 
 
