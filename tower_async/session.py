@@ -20,11 +20,12 @@ import os
 import ssl as ssl_module
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType, TracebackType
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
 import orjson
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._neterrors import cause_of, transport_error
 from ._plan import RequestPlan, plan_for
@@ -51,7 +52,7 @@ from .observe import (
     redact_url,
     sensitive_parameters,
 )
-from .operations import Operation, OperationMap, bind_operations
+from .operations import JSON_MEDIA, Operation, OperationMap, bind_operations
 from .ratelimit import Limiter, get_limiter
 from .retries import (
     IDEMPOTENT_METHODS,
@@ -931,50 +932,14 @@ class Tower(TypedOperations):
         )
 
     async def _invoke(self, op: Operation, arguments: dict[str, Any]) -> Any:
-        if _GENERAL_KEYS.isdisjoint(arguments):
-            data = await self._invoke_planned(op, arguments)
-            if data is not _GENERAL:
-                return data
-        return (await self._exchange(op, arguments, False))[1]
-
-    def _facts_for(self, op: Operation, transport: AiohttpTransport) -> _Facts:
-        options = self._call_options(op, {})
-        assert options.deadline is not None
-        never = op.operation_id in NEVER_RESEND
-        facts = _Facts(
-            key=(transport, self.endpoint, self.deadline),
-            plan=plan_for(op, self.endpoint),
-            headers=MappingProxyType(self._auth_headers if op.needs_auth else self._anon_headers),
-            options=options,
-            timeout=_bounded(transport.timeout, options.deadline),
-            idempotent=not never and op.method in IDEMPOTENT_METHODS,
-            limited=op.needs_auth,
-        )
-        self._facts[op.operation_id] = facts
-        return facts
-
-    async def _invoke_planned(self, op: Operation, arguments: dict[str, Any]) -> Any:
-        """The common call, unobserved with the session's options, built by the operation's
-        plan and sent inline; the retry machinery is entered only when the first attempt's
-        outcome is not a success.  ``_GENERAL`` when the call needs the general path."""
-        transport = self._transport
-        facts = self._facts.get(op.operation_id)
-        if facts is None or facts.key != (transport, self.endpoint, self.deadline):
-            if transport is None:
-                return _GENERAL
-            facts = self._facts_for(op, transport)
-        mode = self.validation
-        plan = facts.plan
-        if plan is None or transport is None or mode not in _MODES or self._observe.watching():
-            return _GENERAL
-        request = plan.build(arguments, facts.headers, self._resolved_workspace)
-        if request is None:
-            return _GENERAL
-        if mode != "off" and not facts.compiled:  # compiles the operation's schemas
-            self._require().validator.validate_request_body(op, None, mode)
-            facts.compiled = True
-        clock = self._clock
-        started = clock.monotonic()
+        """One call's data.  The common call (the session's options, unobserved) is built by
+        the operation's plan and its first attempt sent inline: the retry machinery is
+        entered only when that attempt's outcome is not a success."""
+        planned = self._planned(op, arguments) if _GENERAL_KEYS.isdisjoint(arguments) else None
+        if planned is None:
+            return (await self._exchange(op, arguments, False))[1]
+        request, facts, mode, transport = planned
+        started = self._clock.monotonic()
         limiter = self._limiter if facts.limited else None
         attempt = None
         sent: Awaitable[RawResponse]
@@ -1005,6 +970,47 @@ class Tower(TypedOperations):
                 **self._retry_arguments(op, facts.idempotent, facts.options.deadline),
             )
         return self._interpret(op, request, raw, mode)
+
+    def _facts_for(self, op: Operation, transport: AiohttpTransport) -> _Facts:
+        options = self._call_options(op, {})
+        assert options.deadline is not None
+        never = op.operation_id in NEVER_RESEND
+        facts = _Facts(
+            key=(transport, self.endpoint, self.deadline),
+            plan=plan_for(op, self.endpoint),
+            # read-only, and a multidict aiohttp takes without converting it
+            headers=CIMultiDictProxy(
+                CIMultiDict(self._auth_headers if op.needs_auth else self._anon_headers)
+            ),
+            options=options,
+            timeout=_bounded(transport.timeout, options.deadline),
+            idempotent=not never and op.method in IDEMPOTENT_METHODS,
+            limited=op.needs_auth,
+        )
+        self._facts[op.operation_id] = facts
+        return facts
+
+    def _planned(
+        self, op: Operation, arguments: dict[str, Any]
+    ) -> tuple[Request, _Facts, Validation, AiohttpTransport] | None:
+        """The planned request of a plain call, or None: it needs the general path."""
+        transport = self._transport
+        facts = self._facts.get(op.operation_id)
+        if facts is None or facts.key != (transport, self.endpoint, self.deadline):
+            if transport is None:
+                return None
+            facts = self._facts_for(op, transport)
+        mode = self.validation
+        plan = facts.plan
+        if plan is None or transport is None or mode not in _MODES or self._observe.watching():
+            return None
+        request = plan.build(arguments, facts.headers, self._resolved_workspace)
+        if request is None:
+            return None
+        if mode != "off" and not facts.compiled:  # compiles the operation's schemas
+            self._require().validator.validate_request_body(op, None, mode)
+            facts.compiled = True
+        return request, facts, mode, transport
 
     def _retry_arguments(
         self, op: Operation, idempotent: bool, deadline: float | None
@@ -1109,6 +1115,18 @@ class Tower(TypedOperations):
     def _interpret(
         self, op: Operation, request: Request, raw: RawResponse, mode: Validation
     ) -> Any:
+        status = raw.status
+        if 200 <= status < 300 and status != 204 and raw.body and raw.stream is None:
+            media = raw.content_type
+            if media == JSON_MEDIA:  # what decode_response does with it, without the detour
+                try:
+                    data = orjson.loads(raw.body)
+                except orjson.JSONDecodeError:
+                    pass  # decode_response says how it deviates
+                else:
+                    if mode != "off" and data is not None:
+                        self._require().validator.validate_response(op, status, media, data, mode)
+                    return data
         try:
             data, deviation = decode_response(op, request, raw)
         except ApiError as exc:
