@@ -6,7 +6,8 @@ An in-process aiohttp.web server on loopback serves the payloads of bench_valida
 (a 100-run ListWorkflows page, a DescribeWorkflow, a 204 DELETE).  For each repeat, in one
 run and with interleaved rounds, it measures medians of:
 
-* raw: ``aiohttp`` request + ``orjson.loads`` on one ClientSession;
+* raw: ``aiohttp`` request with the ``Authorization`` header + ``orjson.loads`` on one
+  ClientSession;
 * ``Tower(validation="warn", rate_limit=None)`` (the default mode, limiter off) and
   ``Tower(validation="off", rate_limit=None)``, each awaiting the bound operation;
 * 50 concurrent DescribeWorkflow tasks (calls/s) for raw, warn and off.
@@ -82,12 +83,14 @@ async def concurrent(calls: dict[str, Call], rounds: int, per_round: int) -> dic
 
 
 def raw_calls(http: aiohttp.ClientSession, base: str) -> dict[str, Call]:
+    auth = {"Authorization": "Bearer t"}  # what any client of the Platform sends
+
     async def get(url: str) -> Any:
-        async with http.get(url) as r:
+        async with http.get(url, headers=auth) as r:
             return orjson.loads(await r.read())
 
     async def delete() -> Any:
-        async with http.delete(f"{base}/workflow/{WORKFLOW}") as r:
+        async with http.delete(f"{base}/workflow/{WORKFLOW}", headers=auth) as r:
             await r.read()
             return None
 

@@ -53,7 +53,7 @@ from .observe import (
     sensitive_parameters,
 )
 from .operations import JSON_MEDIA, Operation, OperationMap, bind_operations
-from .ratelimit import Limiter, get_limiter
+from .ratelimit import Limiter, UnlimitedLimiter, get_limiter
 from .retries import (
     IDEMPOTENT_METHODS,
     RetryEvent,
@@ -315,7 +315,7 @@ _GENERAL: Any = object()  # "take the general path"
 class _Facts:
     """What every plain call of one operation on one open session shares (issue 17)."""
 
-    key: tuple[Any, str, float | None]  # (transport, endpoint, deadline) they were made for
+    key: tuple[Any, str, float | None, Any]  # (transport, endpoint, deadline, limiter)
     plan: RequestPlan | None
     headers: Mapping[str, str]
     options: _CallOptions
@@ -976,7 +976,7 @@ class Tower(TypedOperations):
         assert options.deadline is not None
         never = op.operation_id in NEVER_RESEND
         facts = _Facts(
-            key=(transport, self.endpoint, self.deadline),
+            key=(transport, self.endpoint, self.deadline, self._limiter),
             plan=plan_for(op, self.endpoint),
             # read-only, and a multidict aiohttp takes without converting it
             headers=CIMultiDictProxy(
@@ -985,7 +985,8 @@ class Tower(TypedOperations):
             options=options,
             timeout=_bounded(transport.timeout, options.deadline),
             idempotent=not never and op.method in IDEMPOTENT_METHODS,
-            limited=op.needs_auth,
+            # rate_limit=None gives the no-op limiter: nothing to wait for or tell
+            limited=op.needs_auth and not isinstance(self._limiter, UnlimitedLimiter),
         )
         self._facts[op.operation_id] = facts
         return facts
@@ -996,7 +997,7 @@ class Tower(TypedOperations):
         """The planned request of a plain call, or None: it needs the general path."""
         transport = self._transport
         facts = self._facts.get(op.operation_id)
-        if facts is None or facts.key != (transport, self.endpoint, self.deadline):
+        if facts is None or facts.key != (transport, self.endpoint, self.deadline, self._limiter):
             if transport is None:
                 return None
             facts = self._facts_for(op, transport)
