@@ -29,7 +29,7 @@ _SEQS = (list, tuple)
 class RequestPlan:
     """The precomputed facts of one operation's plain calls."""
 
-    __slots__ = ("_lookup", "_order", "_pieces", "method", "operation_id", "prefix")
+    __slots__ = ("_lookup", "_order", "_segments", "method", "operation_id", "prefix")
 
     def __init__(self, op: Operation, endpoint: str) -> None:
         self.operation_id = op.operation_id
@@ -38,18 +38,17 @@ class RequestPlan:
         self._lookup = op.parameter
         self._order = op.parameters
         path_names = {p.name for p in op.parameters if p.location == "path"}
-        pieces: list[str | tuple[str, int]] = []
+        segments: list[tuple[str, str, int]] = []  # (literal, then parameter name and id)
         at = 0
         for match in _TEMPLATE.finditer(op.path):
             name = match.group(1)
             if name not in path_names:
                 continue  # left as it is, like build_request does
-            pieces.append(op.path[at : match.start()])
             param = next(p for p in op.parameters if p.location == "path" and p.name == name)
-            pieces.append((name, id(param)))
+            segments.append((op.path[at : match.start()], name, id(param)))
             at = match.end()
-        pieces.append(op.path[at:])
-        self._pieces = tuple(pieces)
+        segments.append((op.path[at:], "", 0))
+        self._segments = tuple(segments)
 
     def build(
         self,
@@ -66,7 +65,7 @@ class RequestPlan:
                 return None
             given[id(param)] = value
         templated: dict[int, str] = {}
-        query: list[tuple[str, str]] = []
+        query = ""
         for param in self._order:
             value = given.get(id(param))
             if value is None:
@@ -79,24 +78,25 @@ class RequestPlan:
             text = _plain(param, value)
             if text is not None:
                 if param.location == "query":
-                    query.append((param.name, text))
+                    query += f"&{param.name}={text}"
                 else:
                     templated[id(param)] = text
             elif param.location == "query" and param.kind == "array" and type(value) in _SEQS:
+                pairs: list[tuple[str, str]] = []
                 try:  # a list or tuple: read once, so the general path sees it unchanged
-                    _add_query(param, _serialise(param, value), query)
+                    _add_query(param, _serialise(param, value), pairs)
                 except (TypeError, ValueError):
                     return None
+                query += "".join(f"&{k}={v}" for k, v in pairs)
             else:
                 return None  # anything else: the general path checks and encodes it
-        url = self.prefix + "".join(
-            piece
-            if isinstance(piece, str)
-            else templated.get(piece[1]) or "{" + piece[0] + "}"  # not given: left as it is
-            for piece in self._pieces
-        )
+        url = self.prefix
+        for literal, name, slot in self._segments:
+            url += literal
+            if slot:  # a path parameter; not given: left as it is, like build_request
+                url += templated.get(slot) or "{" + name + "}"
         if query:
-            url += "?" + "&".join(f"{k}={v}" for k, v in query)
+            url += "?" + query[1:]
         return Request(self.operation_id, self.method, url, headers)
 
 

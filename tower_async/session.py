@@ -956,10 +956,12 @@ class Tower(TypedOperations):
         except TransportError as exc:
             error = exc
         if raw is not None and 200 <= raw.status < 400:
-            feedback = _feedback(limiter)
+            feedback = None if limiter is None else _feedback(limiter)
             if feedback is not None:
                 feedback.on_success()
-            self._retry.record_success(0)
+            budget = self._retry.budget  # what RetryPolicy.record_success(0) does
+            if budget is not None:
+                budget.record_success(0)
         else:
             if attempt is None:
                 attempt = self._attempt(op, request, facts.options, started, None, transport)
