@@ -833,6 +833,9 @@ class Tower(TypedOperations):
             )
         method = BoundOperation(self, op)
         self._methods[python_name] = method
+        # found by plain attribute lookup from now on, without __getattr__ (issue 17); the
+        # name is an operation's, never one of the session's own (bind_operations' reserved)
+        self.__dict__[python_name] = method
         return method
 
     def operation(self, name: str) -> BoundOperation:

@@ -542,7 +542,8 @@ class Validator:
         """Check a decoded 2xx JSON response; see the module docstring for the modes."""
         if mode == "off" or status < 200 or status > 299:
             return
-        entry = self._responses.get((op.operation_id, status))
+        shape = (op.operation_id, status)
+        entry = self._responses.get(shape)
         if entry is None:
             entry = self._response_entry(op, status)
         if entry is _SKIP:
@@ -569,7 +570,7 @@ class Validator:
         elif data is None:
             problems = [_Problem([], "missing-body", "no body; the document describes one", False)]
         elif mode == "warn":
-            self._warn_response(op, status, entry, data)
+            self._warn_response(op, shape, entry, data)
             return
         elif entry.strict.is_valid(data):
             return
@@ -584,9 +585,11 @@ class Validator:
             )
         self._report(op, status, problems)
 
-    def _warn_response(self, op: Operation, status: int, entry: _Compiled, data: Any) -> None:
+    def _warn_response(
+        self, op: Operation, shape: tuple[str, int], entry: _Compiled, data: Any
+    ) -> None:
         """Warn mode, a JSON body: validated, or skipped by the sampling policy."""
-        shape = (op.operation_id, status)
+        status = shape[1]
         clean = self._clean.get(shape, 0)
         if clean >= self.sample_after:
             self._clean[shape] = clean + 1
