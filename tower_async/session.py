@@ -308,7 +308,6 @@ class _CallOptions:
 
 # Arguments that send a call down the general path (_exchange) rather than its plan.
 _GENERAL_KEYS = _OPTION_NAMES | {"on_send", "body", "validation", "params"}
-_GENERAL: Any = object()  # "take the general path"
 
 
 @dataclass(slots=True)
@@ -978,7 +977,6 @@ class Tower(TypedOperations):
 
     def _facts_for(self, op: Operation, transport: AiohttpTransport) -> _Facts:
         options = self._call_options(op, {})
-        assert options.deadline is not None
         never = op.operation_id in NEVER_RESEND
         facts = _Facts(
             key=(transport, self.endpoint, self.deadline, self._limiter),
@@ -988,7 +986,7 @@ class Tower(TypedOperations):
                 CIMultiDict(self._auth_headers if op.needs_auth else self._anon_headers)
             ),
             options=options,
-            timeout=_bounded(transport.timeout, options.deadline),
+            timeout=_bounded(transport.timeout, options.deadline or DEFAULT_DEADLINE),
             idempotent=not never and op.method in IDEMPOTENT_METHODS,
             # rate_limit=None gives the no-op limiter: nothing to wait for or tell
             limited=op.needs_auth and not isinstance(self._limiter, UnlimitedLimiter),
