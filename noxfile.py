@@ -48,6 +48,7 @@ def bench(session: nox.Session) -> None:
     scripts = session.posargs or [
         "bench_startup.py",
         "bench_validation.py",
+        "bench_overhead.py",
         "bench_ratelimit.py",
         "bench_pagination.py",
         "bench_launch.py",

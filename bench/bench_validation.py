@@ -296,6 +296,7 @@ async def main(rounds: int, spec: Path) -> None:
     print(f"document {spec.name}: loaded and patched in {time.perf_counter() - t0:.2f} s")
     ops = bind_operations(document)
     validator = Validator(document)
+    validator.sample_every = 1  # the full cost of every check (warn-mode sampling: bench_overhead)
     bodies = payloads()
     print(
         f"payloads: ListWorkflows(100) {len(bodies['list']) / 1000:.0f} KB, "

@@ -305,6 +305,10 @@ class Observability:
         # something needs an observer on every call, whatever the log level
         self.always = bool(on_request or on_response or self.tracer)
 
+    def watching(self) -> bool:
+        """Whether :meth:`begin` would make an observer for an unforced call."""
+        return self.always or http_log.isEnabledFor(logging.DEBUG)
+
     def begin(self, op: Operation, request: Request, force: bool = False) -> CallObserver | None:
         """The observer for one call, or None when nothing would look at it."""
         log = http_log.isEnabledFor(logging.DEBUG)

@@ -425,6 +425,8 @@ async def send_with_retries(
     on_retry: Callable[[RetryEvent], None] | None = None,
     on_attempt: Callable[[int, float], None] | None = None,
     deadline: float | None = None,
+    first: tuple[R | None, TransportError | None] | None = None,
+    started: float | None = None,
 ) -> R:
     """Send with ``send()`` until the policy says stop.
 
@@ -437,27 +439,34 @@ async def send_with_retries(
     sent, with the seconds it waited for the limiter.
     ``deadline`` (seconds on ``clock`` from the first attempt) bounds the call: a retry whose
     wait would end past it is not made, and the last response or error is returned/raised.
+    ``first``: the outcome ``(response, None)`` or ``(None, error)`` of a first attempt the
+    caller already made (after acquiring the limiter, at ``started`` on ``clock``); the
+    loop takes it as attempt 1 and sends from attempt 2 on.
     """
     feedback = _feedback(limiter)
     spent = 0
     throttled = 0
     attempt = 0
-    started = clock.monotonic()
+    if started is None:
+        started = clock.monotonic()
     while True:
         attempt += 1
-        if on_attempt is not None:  # observed: time the bucket wait
-            waited_from = time.perf_counter()
-            if limiter is not None:
-                await limiter.acquire()
-            on_attempt(attempt, time.perf_counter() - waited_from)
-        elif limiter is not None:
-            await limiter.acquire()
         response: R | None = None
         error: TransportError | None = None
-        try:
-            response = await send()
-        except TransportError as exc:
-            error = exc
+        if first is not None:
+            (response, error), first = first, None
+        else:
+            if on_attempt is not None:  # observed: time the bucket wait
+                waited_from = time.perf_counter()
+                if limiter is not None:
+                    await limiter.acquire()
+                on_attempt(attempt, time.perf_counter() - waited_from)
+            elif limiter is not None:
+                await limiter.acquire()
+            try:
+                response = await send()
+            except TransportError as exc:
+                error = exc
 
         if response is not None:
             status = response.status

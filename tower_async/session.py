@@ -25,8 +25,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
 import orjson
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._neterrors import cause_of, transport_error
+from ._plan import RequestPlan, plan_for
 from ._typed import TypedOperations
 from ._version import __version__
 from .errors import (
@@ -50,13 +52,14 @@ from .observe import (
     redact_url,
     sensitive_parameters,
 )
-from .operations import Operation, OperationMap, bind_operations
-from .ratelimit import Limiter, get_limiter
+from .operations import JSON_MEDIA, Operation, OperationMap, bind_operations
+from .ratelimit import Limiter, UnlimitedLimiter, get_limiter
 from .retries import (
     IDEMPOTENT_METHODS,
     RetryEvent,
     RetryPolicy,
     SystemClock,
+    _feedback,
     send_with_retries,
 )
 from .sansio import (
@@ -301,6 +304,24 @@ class _CallOptions:
     total_timeout: float | None
     idempotent: bool | None
     streams: bool
+
+
+# Arguments that send a call down the general path (_exchange) rather than its plan.
+_GENERAL_KEYS = _OPTION_NAMES | {"on_send", "body", "validation", "params"}
+
+
+@dataclass(slots=True)
+class _Facts:
+    """What every plain call of one operation on one open session shares (issue 17)."""
+
+    key: tuple[Any, str, float | None, Any]  # (transport, endpoint, deadline, limiter)
+    plan: RequestPlan | None
+    headers: Mapping[str, str]
+    options: _CallOptions
+    timeout: aiohttp.ClientTimeout  # the first attempt's
+    idempotent: bool
+    limited: bool  # the operation goes through the rate limiter
+    compiled: bool = False  # the validator has prepared the operation
 
 
 def _bounded(timeout: aiohttp.ClientTimeout, left: float) -> aiohttp.ClientTimeout:
@@ -583,6 +604,7 @@ class Tower(TypedOperations):
         self._closed = False
         self._reported: set[str] = set()  # deviations already warned about
         self._plain_options: dict[tuple[bool, float | None], _CallOptions] = {}
+        self._facts: dict[str, _Facts] = {}  # per operation: the planned call (issue 17)
         self._resolved_workspace: int | None = ws if isinstance(ws, int) else None
         self.cache: dict[str, Any] = {}  # per-session memo for orchestration helpers
 
@@ -810,6 +832,9 @@ class Tower(TypedOperations):
             )
         method = BoundOperation(self, op)
         self._methods[python_name] = method
+        # found by plain attribute lookup from now on, without __getattr__ (issue 17); the
+        # name is an operation's, never one of the session's own (bind_operations' reserved)
+        self.__dict__[python_name] = method
         return method
 
     def operation(self, name: str) -> BoundOperation:
@@ -909,30 +934,114 @@ class Tower(TypedOperations):
         )
 
     async def _invoke(self, op: Operation, arguments: dict[str, Any]) -> Any:
-        return (await self._exchange(op, arguments, False))[1]
+        """One call's data.  The common call (the session's options, unobserved) is built by
+        the operation's plan and its first attempt sent inline: the retry machinery is
+        entered only when that attempt's outcome is not a success."""
+        planned = self._planned(op, arguments) if _GENERAL_KEYS.isdisjoint(arguments) else None
+        if planned is None:
+            return (await self._exchange(op, arguments, False))[1]
+        request, facts, mode, transport = planned
+        started = self._clock.monotonic()
+        limiter = self._limiter if facts.limited else None
+        attempt = None
+        sent: Awaitable[RawResponse]
+        if limiter is None:
+            sent = transport.send(request, timeout=facts.timeout)
+        else:  # the attempt cuts its timeout to what the wait left of the deadline
+            await limiter.acquire()
+            attempt = self._attempt(op, request, facts.options, started, None, transport)
+            sent = attempt()
+        raw: RawResponse | None = None
+        error: TransportError | None = None
+        try:
+            raw = await sent
+        except TransportError as exc:
+            error = exc
+        if raw is not None and 200 <= raw.status < 400:
+            feedback = None if limiter is None else _feedback(limiter)
+            if feedback is not None:
+                feedback.on_success()
+            budget = self._retry.budget  # what RetryPolicy.record_success(0) does
+            if budget is not None:
+                budget.record_success(0)
+        else:
+            if attempt is None:
+                attempt = self._attempt(op, request, facts.options, started, None, transport)
+            raw = await send_with_retries(
+                attempt,
+                first=(raw, error),
+                started=started,
+                **self._retry_arguments(op, facts.idempotent, facts.options.deadline),
+            )
+        return self._interpret(op, request, raw, mode)
 
-    async def _invoke_raw(self, op: Operation, arguments: dict[str, Any]) -> RawResult:
-        raw, data, observer = await self._exchange(op, arguments, True)
-        assert observer is not None
-        return observer.result(raw, data)
+    def _facts_for(self, op: Operation, transport: AiohttpTransport) -> _Facts:
+        options = self._call_options(op, {})
+        never = op.operation_id in NEVER_RESEND
+        facts = _Facts(
+            key=(transport, self.endpoint, self.deadline, self._limiter),
+            plan=plan_for(op, self.endpoint),
+            # read-only, and a multidict aiohttp takes without converting it
+            headers=CIMultiDictProxy(
+                CIMultiDict(self._auth_headers if op.needs_auth else self._anon_headers)
+            ),
+            options=options,
+            timeout=_bounded(transport.timeout, options.deadline or DEFAULT_DEADLINE),
+            idempotent=not never and op.method in IDEMPOTENT_METHODS,
+            # rate_limit=None gives the no-op limiter: nothing to wait for or tell
+            limited=op.needs_auth and not isinstance(self._limiter, UnlimitedLimiter),
+        )
+        self._facts[op.operation_id] = facts
+        return facts
 
-    async def _exchange(
-        self, op: Operation, arguments: dict[str, Any], keep: bool
-    ) -> tuple[RawResponse, Any, CallObserver | None]:
-        """One call: (response, data, its observer).  ``keep``: observe it (``.raw()``)."""
+    def _planned(
+        self, op: Operation, arguments: dict[str, Any]
+    ) -> tuple[Request, _Facts, Validation, AiohttpTransport] | None:
+        """The planned request of a plain call, or None: it needs the general path."""
         transport = self._transport
-        if transport is None:
-            raise TowerError("the session is not open: use 'async with Tower(...) as tw'")
-        on_send = arguments.pop("on_send", None)  # called right before each attempt is sent
-        options = self._call_options(op, arguments)
-        request, mode = self._prepare(op, arguments)
-        idempotent = options.idempotent
-        if op.operation_id in NEVER_RESEND:
-            idempotent = False
-        elif idempotent is None:
-            idempotent = op.method in IDEMPOTENT_METHODS
+        facts = self._facts.get(op.operation_id)
+        if facts is None or facts.key != (transport, self.endpoint, self.deadline, self._limiter):
+            if transport is None:
+                return None
+            facts = self._facts_for(op, transport)
+        mode = self.validation
+        plan = facts.plan
+        if plan is None or transport is None or mode not in _MODES or self._observe.watching():
+            return None
+        request = plan.build(arguments, facts.headers, self._resolved_workspace)
+        if request is None:
+            return None
+        if mode != "off" and not facts.compiled:  # compiles the operation's schemas
+            self._require().validator.validate_request_body(op, None, mode)
+            facts.compiled = True
+        return request, facts, mode, transport
+
+    def _retry_arguments(
+        self, op: Operation, idempotent: bool, deadline: float | None
+    ) -> dict[str, Any]:
+        return {
+            "operation_id": op.operation_id,
+            "method": op.method,
+            "idempotent": idempotent,
+            "limiter": self._limiter if op.needs_auth else None,
+            "policy": self._retry,
+            "clock": self._clock,
+            "on_retry": self._on_retry,
+            "deadline": deadline,
+        }
+
+    def _attempt(
+        self,
+        op: Operation,
+        request: Request,
+        options: _CallOptions,
+        started: float,
+        on_send: Callable[[], Awaitable[None] | None] | None,
+        transport: AiohttpTransport,
+    ) -> Callable[[], Awaitable[RawResponse]]:
+        """One attempt of a call that started at ``started`` on the session's clock."""
         clock = self._clock
-        until = None if options.deadline is None else clock.monotonic() + options.deadline
+        until = None if options.deadline is None else started + options.deadline
 
         async def attempt() -> RawResponse:
             if on_send is not None:  # the limiter granted the attempt (bulk_launch journals)
@@ -959,18 +1068,37 @@ class Tower(TypedOperations):
                 total_timeout=options.total_timeout,
             )
 
+        return attempt
+
+    async def _invoke_raw(self, op: Operation, arguments: dict[str, Any]) -> RawResult:
+        raw, data, observer = await self._exchange(op, arguments, True)
+        assert observer is not None
+        return observer.result(raw, data)
+
+    async def _exchange(
+        self, op: Operation, arguments: dict[str, Any], keep: bool
+    ) -> tuple[RawResponse, Any, CallObserver | None]:
+        """One call: (response, data, its observer).  ``keep``: observe it (``.raw()``)."""
+        transport = self._transport
+        if transport is None:
+            raise TowerError("the session is not open: use 'async with Tower(...) as tw'")
+        on_send = arguments.pop("on_send", None)  # called right before each attempt is sent
+        options = self._call_options(op, arguments)
+        request, mode = self._prepare(op, arguments)
+        idempotent = options.idempotent
+        if op.operation_id in NEVER_RESEND:
+            idempotent = False
+        elif idempotent is None:
+            idempotent = op.method in IDEMPOTENT_METHODS
+        attempt = self._attempt(op, request, options, self._clock.monotonic(), on_send, transport)
+
         def send(observer: CallObserver | None) -> Awaitable[RawResponse]:
+            retry = self._retry_arguments(op, bool(idempotent), options.deadline)
+            if observer is None:
+                return send_with_retries(attempt, **retry)
+            retry["on_retry"] = observer.on_retry
             return send_with_retries(
-                attempt if observer is None else observer.wrap(attempt),
-                operation_id=op.operation_id,
-                method=op.method,
-                idempotent=bool(idempotent),
-                limiter=self._limiter if op.needs_auth else None,
-                policy=self._retry,
-                clock=clock,
-                on_retry=self._on_retry if observer is None else observer.on_retry,
-                on_attempt=None if observer is None else observer.on_attempt,
-                deadline=options.deadline,
+                observer.wrap(attempt), on_attempt=observer.on_attempt, **retry
             )
 
         # -- observability (tower_async.observe): None unless hooks, tracing, DEBUG or keep
@@ -991,6 +1119,18 @@ class Tower(TypedOperations):
     def _interpret(
         self, op: Operation, request: Request, raw: RawResponse, mode: Validation
     ) -> Any:
+        status = raw.status
+        if 200 <= status < 300 and status != 204 and raw.body and raw.stream is None:
+            media = raw.content_type
+            if media == JSON_MEDIA:  # what decode_response does with it, without the detour
+                try:
+                    data = orjson.loads(raw.body)
+                except orjson.JSONDecodeError:
+                    pass  # decode_response says how it deviates
+                else:
+                    if mode != "off" and data is not None:
+                        self._require().validator.validate_response(op, status, media, data, mode)
+                    return data
         try:
             data, deviation = decode_response(op, request, raw)
         except ApiError as exc:

@@ -17,6 +17,15 @@ Design (issue #4):
   folded to ``[*]``, kind).  To keep deviating-but-tolerated payloads cheap, a second
   "lenient" validator that accepts exactly the tolerated deviations is compiled on
   demand: when it accepts the payload, errors are only enumerated if DEBUG is enabled.
+* **warn-mode sampling** (responses only; ``strict`` checks every response).  Each
+  response *shape*, an (operation, status) pair, is validated on every response until
+  :data:`WARN_SAMPLE_AFTER` responses in a row were clean; from then on every
+  :data:`WARN_SAMPLE_EVERY`-th response of that shape is validated (a deterministic
+  count, not chance).  A deviation found puts the shape back to checking every response.
+  So a deviation that persists is reported within ``WARN_SAMPLE_EVERY`` calls of its
+  shape; one that shows in a single response between two samples may go unreported.
+  Media-type, empty-body, no-content and undocumented-status checks are never sampled.
+  ``Validator.sample_every = 1`` (or ``forget_reports()`` per shape) restores full checking.
 * Requests: ``strict`` holds them to the document.  ``warn`` sends, unchanged, a body
   whose only deviations are those in :data:`TOLERATED_REQUESTS` (what the Platform
   accepts and real tools send), reporting each once per (operation, path, kind) at
@@ -107,6 +116,10 @@ TOLERATED_REQUESTS: Mapping[str, str] = {
 _DIGITS = re.compile(r"-?[0-9]+")
 _IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 _MAX_REPORTED = 10_000
+#: clean responses in a row after which a shape's warn-mode schema checks are sampled
+WARN_SAMPLE_AFTER = 20
+#: once sampled, one response in this many of the shape is validated (1: every one)
+WARN_SAMPLE_EVERY = 8
 
 
 class TowerValidationWarning(UserWarning):
@@ -434,6 +447,10 @@ class Validator:
         self._responses: dict[tuple[str, int], Any] = {}
         self._reported: set[tuple[str, str, str]] = set()
         self._lock = threading.Lock()
+        # warn-mode sampling (module docstring): clean responses in a row per shape
+        self._clean: dict[tuple[str, int], int] = {}
+        self.sample_after = WARN_SAMPLE_AFTER
+        self.sample_every = WARN_SAMPLE_EVERY
 
     # -- requests -------------------------------------------------------------------------
 
@@ -505,6 +522,7 @@ class Validator:
         """Report every deviation again, as if none had been seen (tests, a new deploy)."""
         with self._lock:
             self._reported.clear()
+            self._clean.clear()
 
     def _first_report(self, op: Operation, problem: _Problem) -> bool:
         key = (op.operation_id, _folded(problem.path), problem.kind)
@@ -524,7 +542,8 @@ class Validator:
         """Check a decoded 2xx JSON response; see the module docstring for the modes."""
         if mode == "off" or status < 200 or status > 299:
             return
-        entry = self._responses.get((op.operation_id, status))
+        shape = (op.operation_id, status)
+        entry = self._responses.get(shape)
         if entry is None:
             entry = self._response_entry(op, status)
         if entry is _SKIP:
@@ -551,15 +570,7 @@ class Validator:
         elif data is None:
             problems = [_Problem([], "missing-body", "no body; the document describes one", False)]
         elif mode == "warn":
-            # One pass in the common cases: the lenient validator accepts valid payloads and
-            # those with only tolerated deviations (real servers send nulls in most pages).
-            if entry.lenient.is_valid(data):
-                if logger.isEnabledFor(logging.DEBUG) and not entry.strict.is_valid(data):
-                    self._report(op, status, self._tolerated_problems(entry, data))
-                return
-            if entry.strict.is_valid(data):
-                return  # a oneOf that the relaxations made ambiguous
-            self._report(op, status, self._warn_problems(entry, data))
+            self._warn_response(op, shape, entry, data)
             return
         elif entry.strict.is_valid(data):
             return
@@ -573,6 +584,30 @@ class Validator:
                 data,
             )
         self._report(op, status, problems)
+
+    def _warn_response(
+        self, op: Operation, shape: tuple[str, int], entry: _Compiled, data: Any
+    ) -> None:
+        """Warn mode, a JSON body: validated, or skipped by the sampling policy."""
+        status = shape[1]
+        clean = self._clean.get(shape, 0)
+        if clean >= self.sample_after:
+            self._clean[shape] = clean + 1
+            if (clean - self.sample_after) % self.sample_every:
+                return  # between two samples of a shape seen clean many times
+        # One pass in the common cases: the lenient validator accepts valid payloads and
+        # those with only tolerated deviations (real servers send nulls in most pages).
+        if entry.lenient.is_valid(data):
+            if logger.isEnabledFor(logging.DEBUG) and not entry.strict.is_valid(data):
+                self._clean[shape] = 0
+                self._report(op, status, self._tolerated_problems(entry, data))
+            elif clean < self.sample_after:
+                self._clean[shape] = clean + 1
+            return
+        if entry.strict.is_valid(data):
+            return  # a oneOf that the relaxations made ambiguous
+        self._clean[shape] = 0
+        self._report(op, status, self._warn_problems(entry, data))
 
     def _response_entry(self, op: Operation, status: int) -> Any:
         spec = op.responses.get(str(status))

@@ -1,0 +1,141 @@
+"""Request plans: the common call built without the general machinery (issue 17).
+
+A :class:`RequestPlan` is made once per operation whose parameters are all in the path or
+the query and which takes no request body.  :meth:`RequestPlan.build` turns keyword
+arguments into the :class:`~tower_async.sansio.Request` that
+:func:`~tower_async.sansio.build_request` would give, byte for byte, or returns None for
+anything it does not handle on its own (an unknown or repeated name, a missing required
+parameter, a value that is not a plain id, number or name...): the caller then takes the
+general path, which builds the request or raises the error naming the parameter.  Plain
+values (ASCII letters and digits, integers) are written directly; any other value goes
+through the same serialisers as ``build_request``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from .operations import Operation, Parameter
+from .sansio import Request, _add_query, _serialise, base_url
+
+__all__ = ["RequestPlan", "plan_for"]
+
+_TEMPLATE = re.compile(r"\{([^{}]*)\}")
+_SEQS = (list, tuple)
+
+
+class RequestPlan:
+    """The precomputed facts of one operation's plain calls."""
+
+    __slots__ = ("_lookup", "_order", "_segments", "method", "operation_id", "prefix")
+
+    def __init__(self, op: Operation, endpoint: str) -> None:
+        self.operation_id = op.operation_id
+        self.method = op.method
+        self.prefix = base_url(endpoint)
+        self._lookup = op.parameter
+        self._order = op.parameters
+        path_names = {p.name for p in op.parameters if p.location == "path"}
+        segments: list[tuple[str, str, int]] = []  # (literal, then parameter name and id)
+        at = 0
+        for match in _TEMPLATE.finditer(op.path):
+            name = match.group(1)
+            if name not in path_names:
+                continue  # left as it is, like build_request does
+            param = next(p for p in op.parameters if p.location == "path" and p.name == name)
+            segments.append((op.path[at : match.start()], name, id(param)))
+            at = match.end()
+        segments.append((op.path[at:], "", 0))
+        self._segments = tuple(segments)
+
+    def build(
+        self,
+        arguments: Mapping[str, Any],
+        headers: Mapping[str, str],
+        default_workspace: int | str | None,
+    ) -> Request | None:
+        """The request for ``arguments``, or None: take the general path."""
+        given: dict[int, Any] = {}  # by id(): a Parameter's own hash walks all its fields
+        lookup = self._lookup
+        for key, value in arguments.items():
+            param = lookup(key)
+            if param is None or id(param) in given:
+                return None
+            given[id(param)] = value
+        templated: dict[int, str] = {}
+        query = ""
+        for param in self._order:
+            value = given.get(id(param))
+            if value is None:
+                if param.name == "workspaceId" and default_workspace is not None:
+                    value = default_workspace
+                elif param.required:
+                    return None
+                else:
+                    continue
+            text = _plain(param, value)
+            if text is not None:
+                if param.location == "query":
+                    query += f"&{param.name}={text}"
+                else:
+                    templated[id(param)] = text
+            elif param.location == "query" and param.kind == "array" and type(value) in _SEQS:
+                pairs: list[tuple[str, str]] = []
+                try:  # a list or tuple: read once, so the general path sees it unchanged
+                    _add_query(param, _serialise(param, value), pairs)
+                except (TypeError, ValueError):
+                    return None
+                query += "".join(f"&{k}={v}" for k, v in pairs)
+            else:
+                return None  # anything else: the general path checks and encodes it
+        url = self.prefix
+        for literal, name, slot in self._segments:
+            url += literal
+            if slot:  # a path parameter; not given: left as it is, like build_request
+                url += templated.get(slot) or "{" + name + "}"
+        if query:
+            url += "?" + query[1:]
+        return Request(self.operation_id, self.method, url, headers)
+
+
+def _plain(param: Parameter, value: Any) -> str | None:
+    """The wire text of a value that needs no checking or encoding, else None."""
+    if param.enum is not None or param.kind in ("array", "object"):
+        return None
+    if type(value) is int and param.kind in ("integer", "number", "string", None):
+        return str(value)
+    plain_text = type(value) is str and value.isascii() and value.isalnum()
+    if plain_text and (
+        param.kind in ("string", None) or (param.kind == "integer" and value.isdigit())
+    ):
+        return str(value)
+    return None
+
+
+def plan_for(op: Operation, endpoint: str) -> RequestPlan | None:
+    """A plan for ``op``, or None when its calls need the general path (a body, a
+    header or cookie parameter, a streamed response, a path template it cannot split)."""
+    if op.body is not None or op.streams:
+        return None
+    if any(p.location not in ("path", "query") for p in op.parameters):
+        return None
+    if not op.path.startswith("/"):
+        return None  # build_request raises SpecError for it
+    if "{" in _TEMPLATE.sub("", op.path) or not _safe_names(op):
+        return None
+    return RequestPlan(op, endpoint)
+
+
+def _safe_names(op: Operation) -> bool:
+    """Query names written as they are: only when encoding would not change them, and no
+    two parameters share a location and name (build_request reports those)."""
+    seen: set[tuple[str, str]] = set()
+    for p in op.parameters:
+        if (p.location, p.name) in seen:
+            return False
+        seen.add((p.location, p.name))
+        if p.location == "query" and not re.fullmatch(r"[A-Za-z0-9._~-]+", p.name):
+            return False
+    return True
