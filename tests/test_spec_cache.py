@@ -343,3 +343,22 @@ async def test_automatic_lookup_ignores_an_entry_named_for_another_version(
     async with Tower(token=TOKEN, endpoint=url, cache_dir=cache_dir) as tw:
         assert not tw.spec.from_cache and tw.spec.api_version == "2.0.0"
     assert counts["document"] == 2
+
+
+def test_an_entry_whose_header_lacks_a_nullable_field_is_rebuilt(tmp_path: Path) -> None:
+    """An entry written by another tower-async version (a field it did not know) is ignored
+    and rebuilt, never a raw KeyError."""
+    import orjson
+
+    from tower_async.spec import SchemaCache, load_document
+
+    doc = {"openapi": "3.0.3", "info": {"title": "t", "version": "1.0.0"}, "paths": {}}
+    cache = SchemaCache(tmp_path)
+    first = load_document(doc, cache=cache, validate=False)
+    assert first.path is not None
+    header_bytes, _, body = first.path.read_bytes().partition(b"\n")
+    header = orjson.loads(header_bytes)
+    del header["patched_problems"]
+    first.path.write_bytes(orjson.dumps(header) + b"\n" + body)
+    again = load_document(doc, cache=cache, validate=False)
+    assert again.document == first.document and not again.from_cache

@@ -151,7 +151,7 @@ def _check_header(header: Any, expect: Mapping[str, str]) -> dict[str, Any]:
     if not isinstance(header, dict) or header.get("format") != CACHE_FORMAT:
         raise ValueError("unknown cache format")
     for key, types in _HEADER_TYPES.items():
-        if not isinstance(header.get(key), types):
+        if key not in header or not isinstance(header[key], types):
             raise ValueError(f"header field {key!r} is missing or of the wrong type")
     if not all(isinstance(p, str) for p in header["patches"]):
         raise ValueError("header field 'patches' is not a list of names")
