@@ -56,6 +56,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from ._wire import header
 from .errors import TransportError
 from .ratelimit import Limiter, RateFeedback
 
@@ -195,13 +196,6 @@ def is_safe_to_resend(ctx: RetryContext) -> bool:
     return ctx.status in NOT_PROCESSED_STATUSES
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        value = headers.get(name.lower())
-    return value
-
-
 def parse_retry_after(
     headers: Mapping[str, str], body: bytes | None = b"", *, now: float | None = None
 ) -> float | None:
@@ -210,7 +204,7 @@ def parse_retry_after(
     request rate exceeded. Wait Nsecs ..." message; ``None`` if neither says anything usable
     (garbage, a negative number, ``nan``, ``inf``).  A date in the past gives 0.
     """
-    value = _header(headers, "Retry-After")
+    value = header(headers, "Retry-After")
     if value is not None:
         seconds = _retry_after_value(value.strip(), now)
         if seconds is not None:
