@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from ._docsafety import caller_stacklevel
+from ._schema import unescape_token
 from .errors import SpecError
 
 __all__ = [
@@ -38,7 +39,6 @@ __all__ = [
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 JSON_MEDIA = "application/json"
 MULTIPART_MEDIA = "multipart/form-data"
-FORM_MEDIA = "application/x-www-form-urlencoded"
 
 # Per-call options accepted by every bound operation besides its parameters.
 CALL_OPTIONS = frozenset({"body", "params", "validation", "timeout", "idempotent", "stream"})
@@ -149,7 +149,7 @@ def resolve_ref(document: Mapping[str, Any], node: Any) -> Any:
             raise SpecError(f"only local references are supported, got {ref!r}")
         target: Any = document
         for part in ref[2:].split("/"):
-            part = part.replace("~1", "/").replace("~0", "~")
+            part = unescape_token(part)
             if not isinstance(target, Mapping) or part not in target:
                 raise SpecError(f"unresolvable reference {ref!r}")
             target = target[part]

@@ -124,10 +124,6 @@ async def memo(tw: Tower, key: Hashable, factory: Callable[[], Awaitable[T]]) ->
     return await asyncio.shield(fut)
 
 
-def forget(tw: Tower, key: Hashable) -> None:
-    _memo_table(tw).pop(key, None)
-
-
 async def iter_offset_items(
     tw: Tower,
     operation_id: str,
