@@ -160,13 +160,13 @@ def resolve_ref(document: Mapping[str, Any], node: Any) -> Any:
     return node
 
 
-def _schema_kind(
-    document: Mapping[str, Any], schema: Mapping[str, Any], depth: int = 0
-) -> tuple[str, Any]:
+def schema_kind(document: Mapping[str, Any], schema: Any, depth: int = 0) -> tuple[str, Any]:
     """(kind, resolved schema) where kind is a JSON type name or ``any``.
 
-    A schema that is its own single ``allOf``/``oneOf``/``anyOf`` member (directly or in a
-    cycle) is ``any`` once the chain is longer than 32.
+    The one walk used by parameter binding and paging detection: ``type`` wins; a single
+    ``allOf``/``oneOf``/``anyOf`` member stands for the schema; without a type, ``enum`` means
+    a string, ``properties`` or ``allOf`` an object, ``items`` an array.  A schema that is its
+    own single member (directly or in a cycle) is ``any`` once the chain is longer than 32.
     """
     resolved = resolve_ref(document, schema)
     if not isinstance(resolved, Mapping) or depth > 32:
@@ -176,12 +176,14 @@ def _schema_kind(
         return kind, resolved
     for key in ("allOf", "oneOf", "anyOf"):
         subs = resolved.get(key)
-        if isinstance(subs, list) and len(subs) == 1 and isinstance(subs[0], Mapping):
-            return _schema_kind(document, subs[0], depth + 1)
+        if isinstance(subs, list) and len(subs) == 1:
+            return schema_kind(document, subs[0], depth + 1)
     if "enum" in resolved:
         return "string", resolved
-    if "properties" in resolved:
+    if "properties" in resolved or "allOf" in resolved:
         return "object", resolved
+    if "items" in resolved:
+        return "array", resolved
     return "any", resolved
 
 
@@ -361,13 +363,13 @@ def _bind_parameter(document: Mapping[str, Any], raw: Mapping[str, Any], where: 
                 if isinstance(media_obj, Mapping) and isinstance(media_obj.get("schema"), Mapping):
                     schema = media_obj["schema"]
                     break
-    kind, resolved = _schema_kind(document, schema)
+    kind, resolved = schema_kind(document, schema)
     item_kind: str | None = None
     item_enum: tuple[Any, ...] | None = None
     if kind == "array":
         items = resolved.get("items")
         if isinstance(items, Mapping):
-            item_kind, item_resolved = _schema_kind(document, items)
+            item_kind, item_resolved = schema_kind(document, items)
             if isinstance(item_resolved.get("enum"), list):
                 item_enum = tuple(item_resolved["enum"])
         else:
