@@ -409,6 +409,69 @@ def _content(document: Mapping[str, Any], raw: Any) -> Mapping[str, Mapping[str,
     return MappingProxyType(out)
 
 
+def _undeclared_path_parameter(name: str) -> Parameter:
+    """A template variable the document forgot to declare, bound as a required string."""
+    return Parameter(
+        name=name,
+        python_name=snake_case(name),
+        location="path",
+        required=True,
+        schema=MappingProxyType({"type": "string"}),
+        style="simple",
+        explode=False,
+        kind="string",
+        item_kind=None,
+        enum=None,
+        item_enum=None,
+        nullable=False,
+        carries_path=name.lower().endswith("path"),
+    )
+
+
+def _bind_parameters(
+    document: Mapping[str, Any], path: str, raw_params: list[Any], where: str
+) -> tuple[tuple[Parameter, ...], dict[str, Parameter]]:
+    """(parameters, lookup by spec name then snake_case alias) of one operation."""
+    params: dict[tuple[str, str], Parameter] = {}
+    for raw_param in raw_params:
+        p = _bind_parameter(document, raw_param, where)
+        params[(p.location, p.name)] = p  # operation level overrides path level
+    parameters = tuple(params.values())
+    for name in re.findall(r"{([^}]+)}", path):
+        if ("path", name) not in params:
+            parameters += (_undeclared_path_parameter(name),)
+    by_name: dict[str, Parameter] = {}
+    for p in parameters:
+        by_name.setdefault(p.name, p)
+    for p in parameters:
+        # snake_case aliases, unless they clash with another parameter's own name
+        by_name.setdefault(p.python_name, p)
+    return parameters, by_name
+
+
+def _bind_body(document: Mapping[str, Any], raw_body: Any) -> BodySpec | None:
+    if raw_body is None:
+        return None
+    rb = resolve_ref(document, raw_body)
+    return BodySpec(
+        required=bool(rb.get("required", False)),
+        content=_content(document, rb),
+        description=str(rb.get("description") or ""),
+    )
+
+
+def _bind_responses(document: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[str, ResponseSpec]:
+    responses: dict[str, ResponseSpec] = {}
+    for status, raw_resp in (raw.get("responses") or {}).items():
+        resp = resolve_ref(document, raw_resp)
+        responses[str(status)] = ResponseSpec(
+            status=str(status),
+            description=str(resp.get("description") or "") if isinstance(resp, Mapping) else "",
+            content=_content(document, resp),
+        )
+    return responses
+
+
 def _bind_operation(
     document: Mapping[str, Any],
     path: str,
@@ -419,58 +482,11 @@ def _bind_operation(
     python_name: str | None = None,
 ) -> Operation:
     op_id = _operation_id(path, method, raw)
-    where = f"{method.upper()} {path}"
-    params: dict[tuple[str, str], Parameter] = {}
-    for raw_param in [*path_params, *(raw.get("parameters") or [])]:
-        p = _bind_parameter(document, raw_param, f"{op_id} ({where})")
-        params[(p.location, p.name)] = p  # operation level overrides path level
-    parameters = tuple(params.values())
-    for name in re.findall(r"{([^}]+)}", path):
-        if ("path", name) not in params:
-            # A template variable the document forgot to declare: bind it as a string.
-            parameters += (
-                Parameter(
-                    name=name,
-                    python_name=snake_case(name),
-                    location="path",
-                    required=True,
-                    schema=MappingProxyType({"type": "string"}),
-                    style="simple",
-                    explode=False,
-                    kind="string",
-                    item_kind=None,
-                    enum=None,
-                    item_enum=None,
-                    nullable=False,
-                    carries_path=name.lower().endswith("path"),
-                ),
-            )
-    by_name: dict[str, Parameter] = {}
-    for p in parameters:
-        by_name.setdefault(p.name, p)
-    for p in parameters:
-        # snake_case aliases, unless they clash with another parameter's own name
-        by_name.setdefault(p.python_name, p)
-
-    body: BodySpec | None = None
-    raw_body = raw.get("requestBody")
-    if raw_body is not None:
-        rb = resolve_ref(document, raw_body)
-        body = BodySpec(
-            required=bool(rb.get("required", False)),
-            content=_content(document, rb),
-            description=str(rb.get("description") or ""),
-        )
-
-    responses: dict[str, ResponseSpec] = {}
-    for status, raw_resp in (raw.get("responses") or {}).items():
-        resp = resolve_ref(document, raw_resp)
-        responses[str(status)] = ResponseSpec(
-            status=str(status),
-            description=str(resp.get("description") or "") if isinstance(resp, Mapping) else "",
-            content=_content(document, resp),
-        )
-
+    where = f"{op_id} ({method.upper()} {path})"
+    raw_params = [*path_params, *(raw.get("parameters") or [])]
+    parameters, by_name = _bind_parameters(document, path, raw_params, where)
+    body = _bind_body(document, raw.get("requestBody"))
+    responses = _bind_responses(document, raw)
     security = raw.get("security", global_security)
     needs_auth = bool(security) and not any(
         isinstance(req, Mapping) and not req for req in security

@@ -132,7 +132,16 @@ def detect_paging(op: Operation, document: Mapping[str, Any]) -> Paging | str:
         return "response has no array property"
     if len(arrays) > 1:
         return f"response has {len(arrays)} array properties ({', '.join(sorted(arrays))})"
-    items_key = arrays[0]
+    return _choose_style(document, query, props, arrays[0])
+
+
+def _choose_style(
+    document: Mapping[str, Any], query: Mapping[str, str], props: Mapping[str, Any], items_key: str
+) -> Paging | str:
+    """Token paging when the response carries a next-page token, else offset paging."""
+    offset_param = _first(_OFFSET_PARAMS, query)
+    offset_size = _first(_OFFSET_SIZE_PARAMS, query)
+    token_param = _first(_TOKEN_PARAMS, query)
 
     def kind_of(name: str) -> str:
         return schema_kind(document, props[name])[0]
