@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ResponseValidationError, TowerError
@@ -131,7 +131,7 @@ async def iter_offset_items(
     *,
     page_size: int = 100,
     **arguments: Any,
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncGenerator[dict[str, Any], None]:
     """Every item of a paged listing: ``tw.<op>.items()`` (``tower_async.pagination``).
 
     ``key`` names the array property (used only by the fallback for operations whose
