@@ -15,12 +15,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
-from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TowerError
-from ._util import as_object, iter_offset_items
+from ._util import as_object, listed_runs
 from .resolve import resolve_workspace_id
 
 if TYPE_CHECKING:
@@ -166,25 +165,8 @@ async def wait_for_run(
 async def _list_states(
     tw: Tower, ws: int | None, pending: set[str], max_pages: int
 ) -> dict[str, dict[str, Any]]:
-    """States of pending runs from the workspace's run listing (newest first).
-
-    Reads at most ``max_pages`` pages of 100 (``ListWorkflows`` pages through the session's
-    paging; the fallback steps ``max``/``offset``) and stops once every pending run is seen.
-    """
-    found: dict[str, dict[str, Any]] = {}
-    listing = iter_offset_items(
-        tw, "ListWorkflows", "workflows", workspace_id=ws, attributes=["minimal"]
-    )
-    async with aclosing(listing):
-        seen = 0
-        async for item in listing:
-            wf = item.get("workflow")
-            if isinstance(wf, dict) and isinstance(wf.get("id"), str) and wf["id"] in pending:
-                found[wf["id"]] = wf
-            seen += 1
-            if len(found) == len(pending) or seen >= max_pages * _PAGE:
-                break
-    return found
+    """States of pending runs from the workspace's run listing (at most ``max_pages``)."""
+    return {wid: wf async for wid, wf in listed_runs(tw, ws, pending, max_pages * _PAGE)}
 
 
 async def _poll_round(
