@@ -563,22 +563,24 @@ async def relaunch_failed(
         on_progress=on_progress,
         progress_bar=progress_bar,
     )
-    try:
+    async with aclosing(items), aclosing(outcomes):  # outcomes close first, then items
         async for outcome in outcomes:
-            wid = outcome.spec.relaunch_of or ""
-            plan = _take_plan(tw, wid)
-            yield RelaunchOutcome(
-                wid,
-                original.pop(wid, ""),
-                outcome,
-                plan.resumed if plan else None,
-                plan.note if plan else None,
-            )
-    finally:
-        close = getattr(outcomes, "aclose", None)
-        if close is not None:
-            await close()
-        await items.aclose()
+            yield _relaunch_outcome(tw, outcome, original)
+
+
+def _relaunch_outcome(
+    tw: Tower, outcome: LaunchOutcome, original: dict[str, str]
+) -> RelaunchOutcome:
+    """The relaunch's outcome: which run it replaces, that run's status, resumed or not."""
+    wid = outcome.spec.relaunch_of or ""
+    plan = _take_plan(tw, wid)
+    return RelaunchOutcome(
+        wid,
+        original.pop(wid, ""),
+        outcome,
+        plan.resumed if plan else None,
+        plan.note if plan else None,
+    )
 
 
 def _same_file(a: str | os.PathLike[str] | Journal, b: str | os.PathLike[str] | Journal) -> bool:
