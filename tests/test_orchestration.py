@@ -275,3 +275,15 @@ async def test_follow_log_streams_lines_as_the_log_grows(fake: FakePlatform, tw:
         full.pop()
     assert lines == full  # every line exactly once, in order
     assert "Execution complete" in lines[-1]
+
+
+async def test_wait_for_runs_reads_states_from_the_paged_listing(
+    fake: FakePlatform, tw: Tower
+) -> None:
+    ids = [await launch(tw, "hello") for _ in range(130)]  # more than one page of 100
+    fake.advance(1000)
+    listed, described = counter(fake, "ListWorkflows"), counter(fake, "DescribeWorkflow")
+    got = [r.workflow_id async for r in wait_for_runs(tw, ids, poll_interval=0.01, timeout=10)]
+    assert sorted(got) == sorted(ids)
+    assert described.fired == 0  # every run was on the listing
+    assert 2 <= listed.fired <= 4  # pages of 100, bounded by 2 + 2 * (130 // 100)

@@ -226,3 +226,41 @@ async def test_session_bound_to_1_181_offers_pages(tmp_path: Any) -> None:
             it = tw.operation(oid).items()
             assert it.paging.items_key
             await it.aclose()  # nothing was sent: iterators are lazy
+
+
+def test_a_self_referencing_single_member_schema_is_a_verdict_not_a_recursion() -> None:
+    """paging and binding share one depth-bounded kind walk (``A: {allOf: [$ref A]}``)."""
+    loop = {"allOf": [{"$ref": "#/components/schemas/Loop"}]}
+    document: dict[str, Any] = {
+        "openapi": "3.0.1",
+        "info": {"title": "t", "version": "1"},
+        "components": {"schemas": {"Loop": loop}},
+        "paths": {
+            "/things": {
+                "get": {
+                    "operationId": "ListThings",
+                    "parameters": [
+                        {"name": n, "in": "query", "schema": {"type": "integer"}}
+                        for n in ("max", "offset")
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "ok",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {"things": loop, "items": {"items": {}}},
+                                    }
+                                }
+                            },
+                        }
+                    },
+                }
+            }
+        },
+    }
+    op = bind_operations(document)["ListThings"]
+    found = detect_paging(op, document)
+    # the looping property is no array ("any" past the bound); an untyped `items` schema is
+    assert isinstance(found, Paging) and found.items_key == "items"

@@ -120,6 +120,7 @@ def _unescape(token: str) -> str:
 
 
 escape_token = _escape  #: one JSON-pointer token: ``~`` -> ``~0``, ``/`` -> ``~1``
+unescape_token = _unescape  #: the inverse: ``~1`` -> ``/``, ``~0`` -> ``~``
 
 
 def def_ref(key: str) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from ._docsafety import caller_stacklevel
+from ._schema import unescape_token
 from .errors import SpecError
 
 __all__ = [
@@ -38,7 +39,6 @@ __all__ = [
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 JSON_MEDIA = "application/json"
 MULTIPART_MEDIA = "multipart/form-data"
-FORM_MEDIA = "application/x-www-form-urlencoded"
 
 # Per-call options accepted by every bound operation besides its parameters.
 CALL_OPTIONS = frozenset({"body", "params", "validation", "timeout", "idempotent", "stream"})
@@ -149,7 +149,7 @@ def resolve_ref(document: Mapping[str, Any], node: Any) -> Any:
             raise SpecError(f"only local references are supported, got {ref!r}")
         target: Any = document
         for part in ref[2:].split("/"):
-            part = part.replace("~1", "/").replace("~0", "~")
+            part = unescape_token(part)
             if not isinstance(target, Mapping) or part not in target:
                 raise SpecError(f"unresolvable reference {ref!r}")
             target = target[part]
@@ -160,13 +160,13 @@ def resolve_ref(document: Mapping[str, Any], node: Any) -> Any:
     return node
 
 
-def _schema_kind(
-    document: Mapping[str, Any], schema: Mapping[str, Any], depth: int = 0
-) -> tuple[str, Any]:
+def schema_kind(document: Mapping[str, Any], schema: Any, depth: int = 0) -> tuple[str, Any]:
     """(kind, resolved schema) where kind is a JSON type name or ``any``.
 
-    A schema that is its own single ``allOf``/``oneOf``/``anyOf`` member (directly or in a
-    cycle) is ``any`` once the chain is longer than 32.
+    The one walk used by parameter binding and paging detection: ``type`` wins; a single
+    ``allOf``/``oneOf``/``anyOf`` member stands for the schema; without a type, ``enum`` means
+    a string, ``properties`` or ``allOf`` an object, ``items`` an array.  A schema that is its
+    own single member (directly or in a cycle) is ``any`` once the chain is longer than 32.
     """
     resolved = resolve_ref(document, schema)
     if not isinstance(resolved, Mapping) or depth > 32:
@@ -176,12 +176,14 @@ def _schema_kind(
         return kind, resolved
     for key in ("allOf", "oneOf", "anyOf"):
         subs = resolved.get(key)
-        if isinstance(subs, list) and len(subs) == 1 and isinstance(subs[0], Mapping):
-            return _schema_kind(document, subs[0], depth + 1)
+        if isinstance(subs, list) and len(subs) == 1:
+            return schema_kind(document, subs[0], depth + 1)
     if "enum" in resolved:
         return "string", resolved
-    if "properties" in resolved:
+    if "properties" in resolved or "allOf" in resolved:
         return "object", resolved
+    if "items" in resolved:
+        return "array", resolved
     return "any", resolved
 
 
@@ -361,13 +363,13 @@ def _bind_parameter(document: Mapping[str, Any], raw: Mapping[str, Any], where: 
                 if isinstance(media_obj, Mapping) and isinstance(media_obj.get("schema"), Mapping):
                     schema = media_obj["schema"]
                     break
-    kind, resolved = _schema_kind(document, schema)
+    kind, resolved = schema_kind(document, schema)
     item_kind: str | None = None
     item_enum: tuple[Any, ...] | None = None
     if kind == "array":
         items = resolved.get("items")
         if isinstance(items, Mapping):
-            item_kind, item_resolved = _schema_kind(document, items)
+            item_kind, item_resolved = schema_kind(document, items)
             if isinstance(item_resolved.get("enum"), list):
                 item_enum = tuple(item_resolved["enum"])
         else:
@@ -407,6 +409,69 @@ def _content(document: Mapping[str, Any], raw: Any) -> Mapping[str, Mapping[str,
     return MappingProxyType(out)
 
 
+def _undeclared_path_parameter(name: str) -> Parameter:
+    """A template variable the document forgot to declare, bound as a required string."""
+    return Parameter(
+        name=name,
+        python_name=snake_case(name),
+        location="path",
+        required=True,
+        schema=MappingProxyType({"type": "string"}),
+        style="simple",
+        explode=False,
+        kind="string",
+        item_kind=None,
+        enum=None,
+        item_enum=None,
+        nullable=False,
+        carries_path=name.lower().endswith("path"),
+    )
+
+
+def _bind_parameters(
+    document: Mapping[str, Any], path: str, raw_params: list[Any], where: str
+) -> tuple[tuple[Parameter, ...], dict[str, Parameter]]:
+    """(parameters, lookup by spec name then snake_case alias) of one operation."""
+    params: dict[tuple[str, str], Parameter] = {}
+    for raw_param in raw_params:
+        p = _bind_parameter(document, raw_param, where)
+        params[(p.location, p.name)] = p  # operation level overrides path level
+    parameters = tuple(params.values())
+    for name in re.findall(r"{([^}]+)}", path):
+        if ("path", name) not in params:
+            parameters += (_undeclared_path_parameter(name),)
+    by_name: dict[str, Parameter] = {}
+    for p in parameters:
+        by_name.setdefault(p.name, p)
+    for p in parameters:
+        # snake_case aliases, unless they clash with another parameter's own name
+        by_name.setdefault(p.python_name, p)
+    return parameters, by_name
+
+
+def _bind_body(document: Mapping[str, Any], raw_body: Any) -> BodySpec | None:
+    if raw_body is None:
+        return None
+    rb = resolve_ref(document, raw_body)
+    return BodySpec(
+        required=bool(rb.get("required", False)),
+        content=_content(document, rb),
+        description=str(rb.get("description") or ""),
+    )
+
+
+def _bind_responses(document: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[str, ResponseSpec]:
+    responses: dict[str, ResponseSpec] = {}
+    for status, raw_resp in (raw.get("responses") or {}).items():
+        resp = resolve_ref(document, raw_resp)
+        responses[str(status)] = ResponseSpec(
+            status=str(status),
+            description=str(resp.get("description") or "") if isinstance(resp, Mapping) else "",
+            content=_content(document, resp),
+        )
+    return responses
+
+
 def _bind_operation(
     document: Mapping[str, Any],
     path: str,
@@ -417,58 +482,11 @@ def _bind_operation(
     python_name: str | None = None,
 ) -> Operation:
     op_id = _operation_id(path, method, raw)
-    where = f"{method.upper()} {path}"
-    params: dict[tuple[str, str], Parameter] = {}
-    for raw_param in [*path_params, *(raw.get("parameters") or [])]:
-        p = _bind_parameter(document, raw_param, f"{op_id} ({where})")
-        params[(p.location, p.name)] = p  # operation level overrides path level
-    parameters = tuple(params.values())
-    for name in re.findall(r"{([^}]+)}", path):
-        if ("path", name) not in params:
-            # A template variable the document forgot to declare: bind it as a string.
-            parameters += (
-                Parameter(
-                    name=name,
-                    python_name=snake_case(name),
-                    location="path",
-                    required=True,
-                    schema=MappingProxyType({"type": "string"}),
-                    style="simple",
-                    explode=False,
-                    kind="string",
-                    item_kind=None,
-                    enum=None,
-                    item_enum=None,
-                    nullable=False,
-                    carries_path=name.lower().endswith("path"),
-                ),
-            )
-    by_name: dict[str, Parameter] = {}
-    for p in parameters:
-        by_name.setdefault(p.name, p)
-    for p in parameters:
-        # snake_case aliases, unless they clash with another parameter's own name
-        by_name.setdefault(p.python_name, p)
-
-    body: BodySpec | None = None
-    raw_body = raw.get("requestBody")
-    if raw_body is not None:
-        rb = resolve_ref(document, raw_body)
-        body = BodySpec(
-            required=bool(rb.get("required", False)),
-            content=_content(document, rb),
-            description=str(rb.get("description") or ""),
-        )
-
-    responses: dict[str, ResponseSpec] = {}
-    for status, raw_resp in (raw.get("responses") or {}).items():
-        resp = resolve_ref(document, raw_resp)
-        responses[str(status)] = ResponseSpec(
-            status=str(status),
-            description=str(resp.get("description") or "") if isinstance(resp, Mapping) else "",
-            content=_content(document, resp),
-        )
-
+    where = f"{op_id} ({method.upper()} {path})"
+    raw_params = [*path_params, *(raw.get("parameters") or [])]
+    parameters, by_name = _bind_parameters(document, path, raw_params, where)
+    body = _bind_body(document, raw.get("requestBody"))
+    responses = _bind_responses(document, raw)
     security = raw.get("security", global_security)
     needs_auth = bool(security) and not any(
         isinstance(req, Mapping) and not req for req in security

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .operations import Operation, resolve_ref
+from .operations import Operation, resolve_ref, schema_kind
 
 __all__ = [
     "Paging",
@@ -53,24 +53,6 @@ class Paging:
     total_key: str | None = None
     has_more_key: str | None = None
     include_total_param: str | None = None
-
-
-def _kind(document: Mapping[str, Any], schema: Any) -> tuple[str, Mapping[str, Any]]:
-    resolved = resolve_ref(document, schema)
-    if not isinstance(resolved, Mapping):
-        return "any", {}
-    kind = resolved.get("type")
-    if isinstance(kind, str):
-        return kind, resolved
-    for key in ("allOf", "oneOf", "anyOf"):
-        subs = resolved.get(key)
-        if isinstance(subs, list) and len(subs) == 1:
-            return _kind(document, subs[0])
-    if "properties" in resolved or "allOf" in resolved:
-        return "object", resolved
-    if "items" in resolved:
-        return "array", resolved
-    return "any", resolved
 
 
 def _properties(document: Mapping[str, Any], schema: Any, depth: int = 0) -> dict[str, Any]:
@@ -116,7 +98,7 @@ def _whole_list(op: Operation, document: Mapping[str, Any]) -> str:
     if schema is None:
         return ""
     props = _properties(document, schema)
-    arrays = [name for name, sub in props.items() if _kind(document, sub)[0] == "array"]
+    arrays = [name for name, sub in props.items() if schema_kind(document, sub)[0] == "array"]
     if len(arrays) != 1:
         return ""
     total = next((k for k in _TOTAL_KEYS if k in props), None)
@@ -139,21 +121,30 @@ def detect_paging(op: Operation, document: Mapping[str, Any]) -> Paging | str:
     schema = _response_schema(op)
     if schema is None:
         return "no JSON success response"
-    kind, _ = _kind(document, schema)
+    kind, _ = schema_kind(document, schema)
     if kind == "array":
         return "the response is a bare JSON array (no place for a total or a token)"
     props = _properties(document, schema)
     if not props:
         return "the response is not an object with properties"
-    arrays = [name for name, sub in props.items() if _kind(document, sub)[0] == "array"]
+    arrays = [name for name, sub in props.items() if schema_kind(document, sub)[0] == "array"]
     if not arrays:
         return "response has no array property"
     if len(arrays) > 1:
         return f"response has {len(arrays)} array properties ({', '.join(sorted(arrays))})"
-    items_key = arrays[0]
+    return _choose_style(document, query, props, arrays[0])
+
+
+def _choose_style(
+    document: Mapping[str, Any], query: Mapping[str, str], props: Mapping[str, Any], items_key: str
+) -> Paging | str:
+    """Token paging when the response carries a next-page token, else offset paging."""
+    offset_param = _first(_OFFSET_PARAMS, query)
+    offset_size = _first(_OFFSET_SIZE_PARAMS, query)
+    token_param = _first(_TOKEN_PARAMS, query)
 
     def kind_of(name: str) -> str:
-        return _kind(document, props[name])[0]
+        return schema_kind(document, props[name])[0]
 
     total_key = next((k for k in _TOTAL_KEYS if k in props and kind_of(k) == "integer"), None)
     has_more_key = next((k for k in _HAS_MORE_KEYS if k in props and kind_of(k) == "boolean"), None)

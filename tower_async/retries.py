@@ -56,6 +56,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from ._wire import header
 from .errors import TransportError
 from .ratelimit import Limiter, RateFeedback
 
@@ -195,13 +196,6 @@ def is_safe_to_resend(ctx: RetryContext) -> bool:
     return ctx.status in NOT_PROCESSED_STATUSES
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        value = headers.get(name.lower())
-    return value
-
-
 def parse_retry_after(
     headers: Mapping[str, str], body: bytes | None = b"", *, now: float | None = None
 ) -> float | None:
@@ -210,7 +204,7 @@ def parse_retry_after(
     request rate exceeded. Wait Nsecs ..." message; ``None`` if neither says anything usable
     (garbage, a negative number, ``nan``, ``inf``).  A date in the past gives 0.
     """
-    value = _header(headers, "Retry-After")
+    value = header(headers, "Retry-After")
     if value is not None:
         seconds = _retry_after_value(value.strip(), now)
         if seconds is not None:
@@ -457,10 +451,7 @@ async def send_with_retries(
             (response, error), first = first, None
         else:
             if on_attempt is not None:  # observed: time the bucket wait
-                waited_from = time.perf_counter()
-                if limiter is not None:
-                    await limiter.acquire()
-                on_attempt(attempt, time.perf_counter() - waited_from)
+                await _acquire_observed(limiter, on_attempt, attempt)
             elif limiter is not None:
                 await limiter.acquire()
             try:
@@ -469,62 +460,93 @@ async def send_with_retries(
                 error = exc
 
         if response is not None:
-            status = response.status
-            if status == THROTTLED:
-                hint = policy.throttle.hint(response)
-                if hint is not None:
-                    throttled += 1
-                if feedback is not None:
-                    feedback.on_throttled(hint)
-            else:
-                if feedback is not None:
-                    feedback.on_success()
-                if 200 <= status < 400:
-                    # the common case, decided without building a RetryContext
-                    policy.record_success(spent)
-                    return response
+            throttled += _hear(response, policy, feedback)
+            if 200 <= response.status < 400:
+                # the common case, decided without building a RetryContext
+                policy.record_success(spent)
+                return response
         ctx = RetryContext(operation_id, method, idempotent, attempt, response, error, throttled)
         decision = policy.decide(ctx)
-        if (
-            decision.retry
-            and deadline is not None
-            and clock.monotonic() + decision.wait > started + deadline
-        ):
-            policy.refund(decision.cost)
-            decision = Decision(
-                False, reason=f"the retry would end past the call's deadline of {deadline:g}s"
-            )
+        if decision.retry and deadline is not None:
+            decision = _within_deadline(decision, policy, clock, started, deadline)
         if not decision.retry:
             return _give_up(ctx, decision, policy, spent, started, clock, response, error)
 
         spent += decision.cost
-        logger.info(
-            "%s (%s): %s on attempt %d/%d; retrying in %.2fs",
-            operation_id,
-            method,
-            decision.reason,
-            attempt,
-            policy.max_attempts,
-            decision.wait,
-        )
-        if on_retry is not None:
-            on_retry(
-                RetryEvent(
-                    operation_id=operation_id,
-                    method=method,
-                    attempt=attempt,
-                    max_attempts=policy.max_attempts,
-                    status=ctx.status,
-                    error=error,
-                    wait=decision.wait,
-                    reason=decision.reason,
-                )
+        _announce_retry(ctx, decision, policy.max_attempts, on_retry)
+        await _pause(clock, decision, policy)
+
+
+async def _pause(clock: Clock, decision: Decision, policy: RetryPolicy) -> None:
+    """Sleep before the retry; a retry that never happens (cancelled) gives its cost back."""
+    try:
+        await clock.sleep(decision.wait)
+    except BaseException:
+        policy.refund(decision.cost)
+        raise
+
+
+async def _acquire_observed(
+    limiter: Limiter | None, on_attempt: Callable[[int, float], None], attempt: int
+) -> None:
+    """Wait for the limiter, then tell ``on_attempt`` how long that took."""
+    waited_from = time.perf_counter()
+    if limiter is not None:
+        await limiter.acquire()
+    on_attempt(attempt, time.perf_counter() - waited_from)
+
+
+def _hear(response: ResponseLike, policy: RetryPolicy, feedback: RateFeedback | None) -> int:
+    """Tell the limiter of the response; 1 for a 429 the server paced (a usable hint)."""
+    if response.status != THROTTLED:
+        if feedback is not None:
+            feedback.on_success()
+        return 0
+    hint = policy.throttle.hint(response)
+    if feedback is not None:
+        feedback.on_throttled(hint)
+    return 0 if hint is None else 1
+
+
+def _within_deadline(
+    decision: Decision, policy: RetryPolicy, clock: Clock, started: float, deadline: float
+) -> Decision:
+    """``decision``, or a refusal (its cost refunded) when the retry would end too late."""
+    if clock.monotonic() + decision.wait <= started + deadline:
+        return decision
+    policy.refund(decision.cost)
+    return Decision(False, reason=f"the retry would end past the call's deadline of {deadline:g}s")
+
+
+def _announce_retry(
+    ctx: RetryContext,
+    decision: Decision,
+    max_attempts: int,
+    on_retry: Callable[[RetryEvent], None] | None,
+) -> None:
+    """Log the retry and hand it to ``on_retry``."""
+    logger.info(
+        "%s (%s): %s on attempt %d/%d; retrying in %.2fs",
+        ctx.operation_id,
+        ctx.method,
+        decision.reason,
+        ctx.attempt,
+        max_attempts,
+        decision.wait,
+    )
+    if on_retry is not None:
+        on_retry(
+            RetryEvent(
+                operation_id=ctx.operation_id,
+                method=ctx.method,
+                attempt=ctx.attempt,
+                max_attempts=max_attempts,
+                status=ctx.status,
+                error=ctx.error,
+                wait=decision.wait,
+                reason=decision.reason,
             )
-        try:
-            await clock.sleep(decision.wait)
-        except BaseException:
-            policy.refund(decision.cost)
-            raise
+        )
 
 
 def _give_up(

@@ -26,6 +26,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import orjson
 
+from ._wire import header, looks_like_files
 from .errors import (
     ApiError,
     ConfigurationError,
@@ -92,7 +93,7 @@ class RawResponse:
 
     @property
     def content_type(self) -> str:
-        value = self.headers.get("Content-Type") or self.headers.get("content-type") or ""
+        value = header(self.headers, "Content-Type") or ""
         return value.split(";", 1)[0].strip().lower()
 
 
@@ -315,24 +316,10 @@ def _add_query(
         query.extend((name, _q(v)) for v in wire)
 
 
-def build_request(
-    op: Operation,
-    base: str,
-    arguments: Mapping[str, Any],
-    *,
-    body: Any = MISSING,
-    headers: Mapping[str, str] | None = None,
-    default_workspace: int | str | None = None,
-) -> Request:
-    """Build the :class:`Request` for one call of ``op``.
-
-    ``arguments`` are the operation's parameters by spec name (``workspaceId``) or
-    snake_case (``workspace_id``); ``None`` values count as not given.  ``body`` is
-    the JSON body, or for multipart operations a mapping of field name to bytes,
-    str, path, file object or ``(filename, content[, content_type])``.
-    Raises :class:`RequestValidationError` naming the operation and parameter.
-    """
-    problems: list[tuple[str, str]] = []
+def _match_arguments(
+    op: Operation, arguments: Mapping[str, Any], problems: list[tuple[str, str]]
+) -> dict[Parameter, Any]:
+    """Map each argument (spec name or snake_case) to its parameter; report strays."""
     given: dict[Parameter, Any] = {}
     for key, value in arguments.items():
         if not isinstance(key, str):
@@ -355,10 +342,19 @@ def build_request(
             continue
         if value is not None or param not in given:
             given[param] = value
+    return given
 
+
+def _encode_parameters(
+    op: Operation,
+    given: Mapping[Parameter, Any],
+    default_workspace: int | str | None,
+    out_headers: dict[str, str],
+    problems: list[tuple[str, str]],
+) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """Encode every given parameter into its place: (path templates, query pairs)."""
     templated: dict[str, str] = {}
     query: list[tuple[str, str]] = []
-    out_headers: dict[str, str] = dict(headers or {})
     for param in op.parameters:
         value = given.get(param)
         if value is None and param.name == "workspaceId" and default_workspace is not None:
@@ -372,40 +368,78 @@ def build_request(
             _place(param, _serialise(param, value), query, out_headers, templated)
         except (TypeError, ValueError) as exc:
             problems.append((_where(param), str(exc)))
+    return templated, query
 
-    payload: bytes | None = None
-    multipart: tuple[MultipartField, ...] | None = None
+
+def _encode_body(
+    op: Operation, body: Any, out_headers: dict[str, str], problems: list[tuple[str, str]]
+) -> tuple[bytes | None, tuple[MultipartField, ...] | None]:
+    """The request body: (payload bytes, multipart fields), at most one of them set."""
     if op.body is None:
         if body is not MISSING and body is not None:
             problems.append(("body", "this operation takes no request body"))
-    elif body is MISSING or body is None:
+        return None, None
+    if body is MISSING or body is None:
         if op.body.required:
             problems.append(("body", "missing required request body"))
-    else:
-        media = _choose_media(op, body)
-        if media == MULTIPART_MEDIA:
-            try:
-                multipart = _multipart_fields(body)
-            except (TypeError, ValueError) as exc:
-                problems.append(("body", str(exc)))
-        elif _is_json(media):
-            try:
-                payload = orjson.dumps(body)
-            except TypeError as exc:
-                problems.append(("body", f"not JSON-serialisable: {exc}"))
-            out_headers["Content-Type"] = JSON_MEDIA
-        elif isinstance(body, (bytes, bytearray)):
-            payload = bytes(body)
-            out_headers["Content-Type"] = media
-        elif isinstance(body, str):
-            try:
-                payload = body.encode()
-            except UnicodeEncodeError:
-                problems.append(("body", "contains a lone surrogate (not encodable as UTF-8)"))
-            out_headers["Content-Type"] = media
-        else:
-            problems.append(("body", f"expected bytes or str for {media}"))
+        return None, None
+    media = _choose_media(op, body)
+    if media == MULTIPART_MEDIA:
+        try:
+            return None, _multipart_fields(body)
+        except (TypeError, ValueError) as exc:
+            problems.append(("body", str(exc)))
+            return None, None
+    return _encode_payload(media, body, out_headers, problems), None
 
+
+def _encode_payload(
+    media: str, body: Any, out_headers: dict[str, str], problems: list[tuple[str, str]]
+) -> bytes | None:
+    """A JSON, bytes or text body for ``media``; sets the Content-Type."""
+    payload: bytes | None = None
+    if _is_json(media):
+        try:
+            payload = orjson.dumps(body)
+        except TypeError as exc:
+            problems.append(("body", f"not JSON-serialisable: {exc}"))
+        out_headers["Content-Type"] = JSON_MEDIA
+    elif isinstance(body, (bytes, bytearray)):
+        payload = bytes(body)
+        out_headers["Content-Type"] = media
+    elif isinstance(body, str):
+        try:
+            payload = body.encode()
+        except UnicodeEncodeError:
+            problems.append(("body", "contains a lone surrogate (not encodable as UTF-8)"))
+        out_headers["Content-Type"] = media
+    else:
+        problems.append(("body", f"expected bytes or str for {media}"))
+    return payload
+
+
+def build_request(
+    op: Operation,
+    base: str,
+    arguments: Mapping[str, Any],
+    *,
+    body: Any = MISSING,
+    headers: Mapping[str, str] | None = None,
+    default_workspace: int | str | None = None,
+) -> Request:
+    """Build the :class:`Request` for one call of ``op``.
+
+    ``arguments`` are the operation's parameters by spec name (``workspaceId``) or
+    snake_case (``workspace_id``); ``None`` values count as not given.  ``body`` is
+    the JSON body, or for multipart operations a mapping of field name to bytes,
+    str, path, file object or ``(filename, content[, content_type])``.
+    Raises :class:`RequestValidationError` naming the operation and parameter.
+    """
+    problems: list[tuple[str, str]] = []
+    given = _match_arguments(op, arguments, problems)
+    out_headers: dict[str, str] = dict(headers or {})
+    templated, query = _encode_parameters(op, given, default_workspace, out_headers, problems)
+    payload, multipart = _encode_body(op, body, out_headers, problems)
     if problems:
         raise RequestValidationError(op.operation_id, problems)
 
@@ -427,20 +461,11 @@ def _choose_media(op: Operation, body: Any) -> str:
     media_types = op.body.media_types
     json_media = next((m for m in media_types if _is_json(m)), None)
     has_multipart = MULTIPART_MEDIA in media_types
-    if has_multipart and (json_media is None or _looks_like_files(body)):
+    if has_multipart and (json_media is None or looks_like_files(body)):
         return MULTIPART_MEDIA
     if json_media is not None:
         return json_media
     return media_types[0] if media_types else JSON_MEDIA
-
-
-def _looks_like_files(body: Any) -> bool:
-    if not isinstance(body, Mapping):
-        return False
-    return any(
-        isinstance(v, (bytes, bytearray, PurePath, tuple)) or hasattr(v, "read")
-        for v in body.values()
-    )
 
 
 def _multipart_fields(body: Any) -> tuple[MultipartField, ...]:
@@ -575,7 +600,7 @@ def _error(op: Operation, request: Request, raw: RawResponse) -> ApiError:
         data = body.decode("utf-8", "replace")
     args = (status, op.operation_id, request.method, _public(request.url))
     if 300 <= status < 400:
-        location = raw.headers.get("Location") or raw.headers.get("location") or ""
+        location = header(raw.headers, "Location") or ""
         return RedirectError(*args, location=_absolute(request.url, location), body=data)
     return api_error_for_status(status)(*args, error_message(body), data, raw.headers)
 

@@ -21,12 +21,14 @@ import ssl as ssl_module
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from ._modes import MODES as _MODES
+from ._modes import Mode
 from ._neterrors import cause_of, transport_error
 from ._plan import RequestPlan, plan_for
 from ._typed import TypedOperations
@@ -122,8 +124,7 @@ DEFAULT_DEADLINE = 120.0
 # Operations never re-sent unless the server provably did not process them.
 NEVER_RESEND = frozenset({"CreateWorkflowLaunch"})
 
-Validation = Literal["strict", "warn", "off"]
-_MODES = ("strict", "warn", "off")
+Validation = Mode
 
 
 @dataclass(frozen=True)

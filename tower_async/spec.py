@@ -396,10 +396,6 @@ def check_document(document: Mapping[str, Any]) -> str | None:
     reported as a problem, never fetched.
     """
     try:
-        import openapi_spec_validator  # noqa: F401
-    except ImportError:  # pragma: no cover - openapi-core depends on it
-        return None
-    try:
         _validate_offline(document)
     except RecursionError:
         return (

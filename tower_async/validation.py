@@ -54,9 +54,9 @@ import threading
 import warnings
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._modes import MODES, Mode
 from ._schema import (
     DEFS_PREFIX,
     MARK,
@@ -67,6 +67,7 @@ from ._schema import (
     def_place,
     escape_token,
 )
+from ._wire import looks_like_files
 from .errors import RequestValidationError, ResponseValidationError, SpecError
 from .operations import MULTIPART_MEDIA, Operation, _is_json
 
@@ -81,8 +82,6 @@ __all__ = [
     "Validator",
 ]
 
-Mode = Literal["strict", "warn", "off"]
-MODES: tuple[Mode, ...] = ("strict", "warn", "off")
 
 logger = logging.getLogger("tower_async.validation")
 
@@ -469,7 +468,7 @@ class Validator:
             compiled = self._prepare_operation(op)
         if body is None or compiled is _SKIP:
             return
-        if _looks_like_files(body) and op.body is not None and MULTIPART_MEDIA in op.body.content:
+        if looks_like_files(body) and op.body is not None and MULTIPART_MEDIA in op.body.content:
             return
         if mode not in MODES:
             raise ValueError(f"validation mode must be one of {MODES}, not {mode!r}")
@@ -693,15 +692,6 @@ class Validator:
         except SchemaProblem as exc:
             raise SpecError(f"{op.operation_id} {status} response: {exc}") from None
         return _unmarshal(root, root, data, 0)
-
-
-def _looks_like_files(body: Any) -> bool:
-    if not isinstance(body, Mapping):
-        return False
-    return any(
-        isinstance(v, (bytes, bytearray, PurePath, tuple)) or hasattr(v, "read")
-        for v in body.values()
-    )
 
 
 def _parse_datetime(text: str) -> datetime | str:

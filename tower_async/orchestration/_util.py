@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Collection,
+    Hashable,
+    Iterable,
+    Mapping,
+)
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ResponseValidationError, TowerError
@@ -19,6 +28,7 @@ __all__ = [
     "as_id",
     "as_object",
     "iter_offset_items",
+    "listed_runs",
     "memo",
     "objects",
 ]
@@ -124,10 +134,6 @@ async def memo(tw: Tower, key: Hashable, factory: Callable[[], Awaitable[T]]) ->
     return await asyncio.shield(fut)
 
 
-def forget(tw: Tower, key: Hashable) -> None:
-    _memo_table(tw).pop(key, None)
-
-
 async def iter_offset_items(
     tw: Tower,
     operation_id: str,
@@ -135,7 +141,7 @@ async def iter_offset_items(
     *,
     page_size: int = 100,
     **arguments: Any,
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncGenerator[dict[str, Any], None]:
     """Every item of a paged listing: ``tw.<op>.items()`` (``tower_async.pagination``).
 
     ``key`` names the array property (used only by the fallback for operations whose
@@ -159,3 +165,29 @@ async def iter_offset_items(
         total = page.get("totalSize")
         if isinstance(total, int) and total > 0 and offset >= total:
             return
+
+
+async def listed_runs(
+    tw: Tower, ws: int | None, wanted: Collection[str], budget: int
+) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
+    """``(id, run)`` for each ``wanted`` run on the workspace's run listing, as found.
+
+    The listing (``ListWorkflows``, newest first, ``attributes=minimal``, pages of 100
+    through :func:`iter_offset_items`) is read until every wanted run was seen or
+    ``budget`` items went by; a run it did not show is not yielded.
+    """
+    pending = set(wanted)
+    listing = iter_offset_items(
+        tw, "ListWorkflows", "workflows", workspace_id=ws, attributes=["minimal"]
+    )
+    async with aclosing(listing):
+        seen = 0
+        async for item in listing:
+            wf = item.get("workflow")
+            wid = wf.get("id") if isinstance(wf, Mapping) else None
+            if isinstance(wf, Mapping) and isinstance(wid, str) and wid in pending:
+                pending.discard(wid)
+                yield wid, dict(wf)
+            seen += 1
+            if not pending or seen >= budget:
+                return

@@ -109,14 +109,6 @@ class LaunchSpec:
             out[f.name] = value
         return out
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> LaunchSpec:
-        names = {f.name for f in fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown LaunchSpec fields: {sorted(unknown)}")
-        return cls(**data)
-
     def fingerprint(self) -> str:
         blob = orjson.dumps(self.to_json(), option=orjson.OPT_SORT_KEYS, default=str)
         return hashlib.sha256(blob).hexdigest()[:24]

@@ -31,12 +31,13 @@ import os
 import re
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import NotFound, RequestValidationError, TowerError
-from ._util import iter_offset_items
+from ._util import listed_runs
 from .bulk import BulkProgress, LaunchOutcome, UncertainPolicy, bulk_launch
 from .journal import Journal
 from .launch import LaunchSpec, _request_properties, build_launch_request
@@ -500,26 +501,13 @@ async def _run_states(
     runs it did not show are described one by one.
     """
     if len(ids) > _LIST_THRESHOLD:
-        pending = set(ids)
         budget = (2 + 2 * (len(ids) // 100)) * 100
-        listing = iter_offset_items(
-            tw, "ListWorkflows", "workflows", workspace_id=ws, attributes=["minimal"]
-        )
-        try:
-            async for item in listing:
-                wf = item.get("workflow") or {}
-                wid = wf.get("id")
-                if wid in pending:
-                    pending.discard(wid)
-                    yield str(wid), dict(wf)
-                budget -= 1
-                if not pending or budget <= 0:
-                    break
-        finally:
-            close = getattr(listing, "aclose", None)
-            if close is not None:
-                await close()
-        ids = [w for w in ids if w in pending]
+        found: set[str] = set()
+        async with aclosing(listed_runs(tw, ws, ids, budget)) as listing:
+            async for wid, wf in listing:
+                found.add(wid)
+                yield wid, wf
+        ids = [w for w in ids if w not in found]
     async for pair in _describe_many(tw, ids, ws, concurrency):
         yield pair
 
@@ -575,22 +563,24 @@ async def relaunch_failed(
         on_progress=on_progress,
         progress_bar=progress_bar,
     )
-    try:
+    async with aclosing(items), aclosing(outcomes):  # outcomes close first, then items
         async for outcome in outcomes:
-            wid = outcome.spec.relaunch_of or ""
-            plan = _take_plan(tw, wid)
-            yield RelaunchOutcome(
-                wid,
-                original.pop(wid, ""),
-                outcome,
-                plan.resumed if plan else None,
-                plan.note if plan else None,
-            )
-    finally:
-        close = getattr(outcomes, "aclose", None)
-        if close is not None:
-            await close()
-        await items.aclose()
+            yield _relaunch_outcome(tw, outcome, original)
+
+
+def _relaunch_outcome(
+    tw: Tower, outcome: LaunchOutcome, original: dict[str, str]
+) -> RelaunchOutcome:
+    """The relaunch's outcome: which run it replaces, that run's status, resumed or not."""
+    wid = outcome.spec.relaunch_of or ""
+    plan = _take_plan(tw, wid)
+    return RelaunchOutcome(
+        wid,
+        original.pop(wid, ""),
+        outcome,
+        plan.resumed if plan else None,
+        plan.note if plan else None,
+    )
 
 
 def _same_file(a: str | os.PathLike[str] | Journal, b: str | os.PathLike[str] | Journal) -> bool:

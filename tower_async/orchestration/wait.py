@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TowerError
-from ._util import as_object, objects
+from ._util import as_object, listed_runs
 from .resolve import resolve_workspace_id
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ __all__ = ["ACTIVE", "TERMINAL", "RunResult", "WaitTimeout", "wait_for_run", "wa
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "UNKNOWN"})
 ACTIVE = frozenset({"SUBMITTED", "RUNNING"})
+_PAGE = 100  # runs per listing request
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,23 @@ async def _describe(tw: Tower, workflow_id: str, ws: int | None) -> dict[str, An
     return dict(as_object(data.get("workflow") or {}, "DescribeWorkflow", "$.workflow"))
 
 
+def _status_of(wf: Mapping[str, Any]) -> str | None:
+    raw = wf.get("status")
+    return str(raw).upper() if raw is not None else None
+
+
+def _time_left(
+    deadline: float | None, wait: float, timeout: float | None, message: str, last: dict[str, Any]
+) -> float:
+    """``wait`` cut to what is left before ``deadline``; WaitTimeout once nothing is left."""
+    if deadline is None:
+        return wait
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise WaitTimeout(f"{message} after {timeout}s", last)
+    return min(wait, remaining)
+
+
 async def wait_for_run(
     tw: Tower,
     workflow_id: str,
@@ -131,8 +149,7 @@ async def wait_for_run(
     last: str | None = None
     while True:
         wf = await _describe(tw, workflow_id, ws)
-        status = wf.get("status")
-        status = str(status).upper() if status is not None else None
+        status = _status_of(wf)
         changed = status != last
         if changed and on_status is not None:
             on_status(workflow_id, status)
@@ -140,40 +157,34 @@ async def wait_for_run(
         if _reached(status, targets):
             assert status is not None
             return RunResult(workflow_id, status, wf, unknown_is_failure)
-        wait = pace.next(changed)
-        if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise WaitTimeout(
-                    f"run {workflow_id} still {status} after {timeout}s", {workflow_id: status}
-                )
-            wait = min(wait, remaining)
+        message = f"run {workflow_id} still {status}"
+        wait = _time_left(deadline, pace.next(changed), timeout, message, {workflow_id: status})
         await asyncio.sleep(wait)
 
 
 async def _list_states(
     tw: Tower, ws: int | None, pending: set[str], max_pages: int
 ) -> dict[str, dict[str, Any]]:
-    """States of pending runs from the workspace's run listing (newest first)."""
-    found: dict[str, dict[str, Any]] = {}
-    offset = 0
-    for _ in range(max_pages):
-        page = await tw.call(
-            "ListWorkflows", workspace_id=ws, max=100, offset=offset, attributes=["minimal"]
-        )
-        page = as_object(page, "ListWorkflows")
-        items = objects(page, "workflows")
-        for item in items:
-            wf = item.get("workflow")
-            if not isinstance(wf, dict):
-                continue
-            wid = wf.get("id")
-            if isinstance(wid, str) and wid in pending:
-                found[wid] = wf
-        offset += len(items)
-        if not items or page.get("hasMore") is False or len(found) == len(pending):
-            break
-    return found
+    """States of pending runs from the workspace's run listing (at most ``max_pages``)."""
+    return {wid: wf async for wid, wf in listed_runs(tw, ws, pending, max_pages * _PAGE)}
+
+
+async def _poll_round(
+    tw: Tower,
+    ws: int | None,
+    pending: Collection[str],
+    list_threshold: int,
+    describe: Callable[[str], Awaitable[tuple[str, dict[str, Any]]]],
+) -> dict[str, dict[str, Any]]:
+    """The current state of every pending run: from the listing, else described one by one."""
+    states: dict[str, dict[str, Any]] = {}
+    if len(pending) > list_threshold:
+        max_pages = 2 + 2 * (len(pending) // _PAGE)
+        states = await _list_states(tw, ws, set(pending), max_pages)
+    missing = [wid for wid in pending if wid not in states]
+    for wid, wf in await asyncio.gather(*(describe(w) for w in missing)):
+        states[wid] = wf
+    return states
 
 
 async def wait_for_runs(
@@ -211,17 +222,10 @@ async def wait_for_runs(
             return wid, await _describe(tw, wid, ws)
 
     while pending:
-        states: dict[str, dict[str, Any]] = {}
-        if len(pending) > list_threshold:
-            max_pages = 2 + 2 * (len(pending) // 100)
-            states = await _list_states(tw, ws, set(pending), max_pages)
-        missing = [wid for wid in pending if wid not in states]
-        for wid, wf in await asyncio.gather(*(describe(w) for w in missing)):
-            states[wid] = wf
+        states = await _poll_round(tw, ws, pending, list_threshold, describe)
         changed = False
         for wid, wf in states.items():
-            raw = wf.get("status")
-            status = str(raw).upper() if raw is not None else None
+            status = _status_of(wf)
             if status != pending[wid]:
                 changed = True
                 if on_status is not None:
@@ -233,12 +237,6 @@ async def wait_for_runs(
                 yield RunResult(wid, status, wf, unknown_is_failure)
         if not pending:
             return
-        wait = pace.next(changed)
-        if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise WaitTimeout(
-                    f"{len(pending)} run(s) unfinished after {timeout}s", dict(pending)
-                )
-            wait = min(wait, remaining)
+        message = f"{len(pending)} run(s) unfinished"
+        wait = _time_left(deadline, pace.next(changed), timeout, message, dict(pending))
         await asyncio.sleep(wait)
