@@ -445,20 +445,10 @@ async def send_with_retries(
         started = clock.monotonic()
     while True:
         attempt += 1
-        response: R | None = None
-        error: TransportError | None = None
         if first is not None:
             (response, error), first = first, None
         else:
-            if on_attempt is not None:  # observed: time the bucket wait
-                await _acquire_observed(limiter, on_attempt, attempt)
-            elif limiter is not None:
-                await limiter.acquire()
-            try:
-                response = await send()
-            except TransportError as exc:
-                error = exc
-
+            response, error = await _attempt(send, limiter, on_attempt, attempt)
         if response is not None:
             throttled += _hear(response, policy, feedback)
             if 200 <= response.status < 400:
@@ -475,6 +465,23 @@ async def send_with_retries(
         spent += decision.cost
         _announce_retry(ctx, decision, policy.max_attempts, on_retry)
         await _pause(clock, decision, policy)
+
+
+async def _attempt(
+    send: Callable[[], Awaitable[R]],
+    limiter: Limiter | None,
+    on_attempt: Callable[[int, float], None] | None,
+    attempt: int,
+) -> tuple[R | None, TransportError | None]:
+    """One attempt through the limiter: ``(response, None)`` or ``(None, transport error)``."""
+    if on_attempt is not None:  # observed: time the bucket wait
+        await _acquire_observed(limiter, on_attempt, attempt)
+    elif limiter is not None:
+        await limiter.acquire()
+    try:
+        return await send(), None
+    except TransportError as exc:
+        return None, exc
 
 
 async def _pause(clock: Clock, decision: Decision, policy: RetryPolicy) -> None:
