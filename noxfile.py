@@ -13,9 +13,14 @@ PYTHON = None  # the interpreter nox runs on
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The test suite (real loopback HTTP against the embedded fake Platform)."""
+    """The test suite (real loopback HTTP against the embedded fake Platform).
+
+    ``-n auto`` (pytest-xdist): one worker per core; every test uses its own ports, temporary
+    directories and process-wide registries, so tests may share the machine. ``nox -s tests
+    -- -n 0`` runs them in one process (as ``pytest`` alone does).
+    """
     session.install("-e", ".[test]")
-    session.run("pytest", "-q", "-rs", *session.posargs)
+    session.run("pytest", "-q", "-rs", "-n", "auto", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tower_async import Tower
+from tower_async.ratelimit import _REGISTRY
 from tower_async.testing import FakePlatform
 
 from .redis_server import RedisServer, RedisServerMissing
@@ -56,6 +57,16 @@ def _isolated_user_cache(
     monkeypatch.setenv("TOWER_ASYNC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "user-cache"))
     for name in ("TOWER_ACCESS_TOKEN", "TOWER_API_ENDPOINT", "TOWER_WORKSPACE_ID"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_limiter_registry() -> Iterator[None]:
+    """Every test starts with no process-wide bucket: every fake Platform hands out the same
+    seeded token, so a bucket tightened (or adapted down) by an earlier test would pace a
+    later one at its rate (a 1000-launch test ran at 20/s instead of 360/s)."""
+    _REGISTRY.clear()
+    yield
+    _REGISTRY.clear()
 
 
 @pytest.fixture

@@ -141,34 +141,50 @@ async def test_skip_policy_reports_uncertain_and_never_relaunches(
 async def test_resume_after_crash_mid_run_launches_nothing_twice(
     fake: FakePlatform, tmp_path: Path
 ) -> None:
-    """Cancel the whole bulk launch with requests in flight, then rerun with the journal."""
+    """Cancel the whole bulk launch with requests in flight, then rerun with the journal.
+
+    No timing decides what is in flight at the cancel: from the 100th outcome on, the fake
+    holds every launch request (the first ``HELD_AFTER`` processed, then unanswered; the rest
+    unread), and the run is cancelled once all 16 workers sit in such a request.
+    """
     journal = tmp_path / "crash.jsonl"
-    fake.faults.add("CreateWorkflowLaunch", "latency", delay=0.02)
+    held_after = 8  # processed by the server, the answer never comes: launched, unknown
     tw = await _session(fake, tmp_path)
     seen: list[LaunchOutcome] = []
+
+    def hold_launches() -> None:
+        fake.faults.add(
+            "CreateWorkflowLaunch", "latency", delay=600, when="after", count=held_after
+        )
+        fake.faults.add("CreateWorkflowLaunch", "latency", delay=600)  # never processed
 
     async def run() -> None:
         async for outcome in bulk_launch(
             tw, specs(300), concurrency=16, journal=journal, on_uncertain="reconcile"
         ):
             seen.append(outcome)
+            if len(seen) == 100:
+                hold_launches()
 
     task = asyncio.create_task(run())
-    for _ in range(2000):
-        if len(seen) >= 100:
+    for _ in range(3000):  # bounded: 30 s; normally a fraction of a second
+        if fake.faults.count_fired("latency") >= 16 or task.done():
             break
-        await asyncio.sleep(0.005)
-    task.cancel()  # "Ctrl-C": 16 launches in flight
+        await asyncio.sleep(0.01)
+    assert not task.done() and fake.faults.count_fired("latency") == 16
+    task.cancel()  # "Ctrl-C": 16 launches in flight, 8 of them already launched
     with pytest.raises(asyncio.CancelledError):
         await task
     await tw.close()
+    fake.faults.clear()  # the held requests stay held: the unread ones are never processed
     crashed_at = len(fake.state.launches)
     assert 100 <= crashed_at < 300
-    await asyncio.sleep(0.1)  # let the server finish what it was doing
-    fake.faults.clear()
     entries = Journal(journal).load()
     in_doubt = [k for k, e in entries.items() if e.in_doubt]
-    assert in_doubt  # the crash left launches whose outcome is unknown
+    assert len(in_doubt) == 16  # exactly the launches whose outcome the crash left unknown
+    journaled = sum(e.status == "launched" for e in entries.values())
+    assert journaled + held_after == crashed_at  # every other server launch is journaled
+    at_crash = {r.run_name: r.workflow_id for r in fake.state.launches}
 
     tw2 = await _session(fake, tmp_path)
     try:
@@ -187,6 +203,9 @@ async def test_resume_after_crash_mid_run_launches_nothing_twice(
     for key in in_doubt:
         assert by_key[key].status in ("launched", "skipped")
         assert by_key[key].workflow_id is not None
+    found = {by_key[k].spec.run_name: by_key[k].workflow_id for k in in_doubt}
+    # the 8 the server had launched are found (the same run), the 8 it never read launched
+    assert len({n: w for n, w in found.items() if at_crash.get(n) == w}) == held_after
     assert sum(o.status == "skipped" for o in rerun) >= len(seen)
 
 
