@@ -31,6 +31,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ._retry_after import parse_retry_after
+
 __all__ = [
     "ApiError",
     "ArgumentError",
@@ -330,10 +332,8 @@ class RateLimited(ClientError):
 
     @property
     def retry_after(self) -> float | None:
-        from .retries import parse_retry_after  # header, else "Wait Nsecs" in the message
-
         body = self.message.encode() if self.message else b""
-        return parse_retry_after(self.headers, body)
+        return parse_retry_after(self.headers, body)  # header, else "Wait Nsecs" in the message
 
 
 class ServerError(ApiError):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..errors import ResponseValidationError, TowerError
 
 if TYPE_CHECKING:
-    from ..session import Tower
+    from ..abc import SessionLike
 
 __all__ = [
     "AmbiguousName",
@@ -88,7 +88,7 @@ def as_id(value: Any, operation_id: str, where: str) -> int:
     raise _unexpected(operation_id, where, f"expected an integer id, got {value!r:.80}", value)
 
 
-def _memo_table(tw: Tower) -> dict[Hashable, asyncio.Future[Any]]:
+def _memo_table(tw: SessionLike) -> dict[Hashable, asyncio.Future[Any]]:
     table = tw.cache.get(_MEMO_KEY)
     if table is None:
         table = {}
@@ -96,7 +96,7 @@ def _memo_table(tw: Tower) -> dict[Hashable, asyncio.Future[Any]]:
     return table
 
 
-async def memo(tw: Tower, key: Hashable, factory: Callable[[], Awaitable[T]]) -> T:
+async def memo(tw: SessionLike, key: Hashable, factory: Callable[[], Awaitable[T]]) -> T:
     """Resolve ``key`` once per session, even when many tasks ask at the same time.
 
     Concurrent callers share one in-flight lookup; a failed lookup is forgotten so a
@@ -124,12 +124,12 @@ async def memo(tw: Tower, key: Hashable, factory: Callable[[], Awaitable[T]]) ->
     return await asyncio.shield(fut)
 
 
-def forget(tw: Tower, key: Hashable) -> None:
+def forget(tw: SessionLike, key: Hashable) -> None:
     _memo_table(tw).pop(key, None)
 
 
 async def iter_offset_items(
-    tw: Tower,
+    tw: SessionLike,
     operation_id: str,
     key: str,
     *,

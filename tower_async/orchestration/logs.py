@@ -25,20 +25,20 @@ from .resolve import resolve_workspace_id
 from .wait import TERMINAL, _Backoff, _describe
 
 if TYPE_CHECKING:
-    from ..session import Tower
+    from ..abc import SessionLike
 
 __all__ = ["follow_log"]
 
 Method = Literal["auto", "log", "download"]
 
 
-async def _status(tw: Tower, workflow_id: str, ws: int | None) -> str | None:
+async def _status(tw: SessionLike, workflow_id: str, ws: int | None) -> str | None:
     raw = (await _describe(tw, workflow_id, ws)).get("status")
     return str(raw).upper() if raw is not None else None
 
 
 async def _follow_download(
-    tw: Tower, workflow_id: str, ws: int | None, pace: _Backoff
+    tw: SessionLike, workflow_id: str, ws: int | None, pace: _Backoff
 ) -> AsyncIterator[str]:
     seen = 0  # bytes of complete lines already yielded
     while True:
@@ -73,7 +73,7 @@ async def _follow_download(
 
 
 async def _follow_api(
-    tw: Tower, workflow_id: str, ws: int | None, pace: _Backoff, max_length: int | None
+    tw: SessionLike, workflow_id: str, ws: int | None, pace: _Backoff, max_length: int | None
 ) -> AsyncIterator[str]:
     cursor: str | None = None
     while True:
@@ -108,7 +108,7 @@ async def _follow_api(
 
 
 async def follow_log(
-    tw: Tower,
+    tw: SessionLike,
     workflow_id: str,
     *,
     workspace: int | str | None = None,

@@ -23,7 +23,7 @@ from ._util import as_object, objects
 from .resolve import resolve_workspace_id
 
 if TYPE_CHECKING:
-    from ..session import Tower
+    from ..abc import SessionLike
 
 __all__ = ["ACTIVE", "TERMINAL", "RunResult", "WaitTimeout", "wait_for_run", "wait_for_runs"]
 
@@ -100,14 +100,14 @@ class _Backoff:
         return wait
 
 
-async def _describe(tw: Tower, workflow_id: str, ws: int | None) -> dict[str, Any]:
+async def _describe(tw: SessionLike, workflow_id: str, ws: int | None) -> dict[str, Any]:
     data = await tw.call("DescribeWorkflow", workflow_id=workflow_id, workspace_id=ws)
     data = as_object(data, "DescribeWorkflow")
     return dict(as_object(data.get("workflow") or {}, "DescribeWorkflow", "$.workflow"))
 
 
 async def wait_for_run(
-    tw: Tower,
+    tw: SessionLike,
     workflow_id: str,
     *,
     until: str | Iterable[str] | None = None,
@@ -152,7 +152,7 @@ async def wait_for_run(
 
 
 async def _list_states(
-    tw: Tower, ws: int | None, pending: set[str], max_pages: int
+    tw: SessionLike, ws: int | None, pending: set[str], max_pages: int
 ) -> dict[str, dict[str, Any]]:
     """States of pending runs from the workspace's run listing (newest first)."""
     found: dict[str, dict[str, Any]] = {}
@@ -177,7 +177,7 @@ async def _list_states(
 
 
 async def wait_for_runs(
-    tw: Tower,
+    tw: SessionLike,
     workflow_ids: Iterable[str],
     *,
     until: str | Iterable[str] | None = None,
