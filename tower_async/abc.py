@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from .clock import Clock
     from .operations import OperationMap
     from .paging import Paging
     from .spec import SpecDocument
@@ -42,6 +43,9 @@ class SessionLike(Protocol):
 
     @property
     def workspace_id(self) -> int | None: ...
+
+    @property
+    def clock(self) -> Clock: ...
 
     @property
     def cache(self) -> dict[str, Any]: ...

@@ -44,7 +44,6 @@ propagates as ``CancelledError``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -53,11 +52,13 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from ._retry_after import parse_retry_after
+from .clock import SYSTEM_CLOCK, Clock, SystemClock
 from .errors import TransportError
 from .ratelimit import Limiter, RateFeedback
 
 __all__ = [
     "IDEMPOTENT_METHODS",
+    "SYSTEM_CLOCK",
     "Clock",
     "Decision",
     "ExponentialBackoff",
@@ -82,35 +83,6 @@ THROTTLED = 429
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 #: Statuses that prove the server did not act on the request.
 NOT_PROCESSED_STATUSES = frozenset({429, 503})
-
-# -- clock -----------------------------------------------------------------------------------
-
-
-class Clock(Protocol):
-    """Time as the retry loop sees it; tests pass a fake one."""
-
-    def monotonic(self) -> float: ...
-
-    async def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    """``time.monotonic`` and ``asyncio.sleep``."""
-
-    __slots__ = ()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-
-    def __repr__(self) -> str:
-        return "SystemClock()"
-
-
-SYSTEM_CLOCK = SystemClock()
-
 
 # -- what an attempt produced ------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ import orjson
 from ._neterrors import cause_of, transport_error
 from ._typed import TypedOperations
 from ._version import __version__
+from .clock import SYSTEM_CLOCK, Clock
 from .errors import (
     ApiError,
     ArgumentError,
@@ -56,7 +57,6 @@ from .retries import (
     IDEMPOTENT_METHODS,
     RetryEvent,
     RetryPolicy,
-    SystemClock,
     send_with_retries,
 )
 from .sansio import (
@@ -105,7 +105,6 @@ if TYPE_CHECKING:
     )
     from .pagination import ItemIterator, PageIterator
     from .paging import Paging, PagingTable
-    from .retries import Clock
     from .validation import Validator
 
 __all__ = ["DEFAULT_ENDPOINT", "BoundOperation", "Tower"]
@@ -552,7 +551,7 @@ class Tower(TypedOperations):
             tracing=tracing,
             endpoint=self.endpoint,
         )
-        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
         self._limiter_override, self._limiter_url = _limiter_option(
             limiter, rate_limit, adaptive_rate
         )
@@ -747,6 +746,12 @@ class Tower(TypedOperations):
         if self._transport is None:
             raise TowerError("the session is not open: use 'async with Tower(...) as tw'")
         return self._transport.session
+
+    @property
+    def clock(self) -> Clock:
+        """The session's clock (``clock=``): retries, waits, log following and bulk launches
+        read time and sleep on it (:mod:`tower_async.clock`)."""
+        return self._clock
 
     @property
     def workspace_id(self) -> int | None:

@@ -311,7 +311,7 @@ class _Runner:
                 log.info(
                     "launch %s may have reached the server (%s); looking it up", it.key, reason
                 )
-                await asyncio.sleep(self.reconcile_delay)
+                await tw.clock.sleep(self.reconcile_delay)
                 settled = await self.lookup(tw, it, reason)
                 if settled is not None:
                     return settled

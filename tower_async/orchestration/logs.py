@@ -14,7 +14,6 @@ Either way the iterator ends once the run is terminal and the final log has been
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -69,7 +68,7 @@ async def _follow_download(
             if buf:
                 yield buf.decode("utf-8", "replace").rstrip("\r")
             return
-        await asyncio.sleep(pace.next(got > 0))
+        await tw.clock.sleep(pace.next(got > 0))
 
 
 async def _follow_api(
@@ -102,9 +101,9 @@ async def _follow_api(
         if entries and page.get("truncated"):
             pace.next(True)  # more is there already (the page was cut): read on at once
         elif not entries:
-            await asyncio.sleep(pace.next(False))
+            await tw.clock.sleep(pace.next(False))
         elif not final:
-            await asyncio.sleep(pace.next(True))
+            await tw.clock.sleep(pace.next(True))
 
 
 async def follow_log(

@@ -13,7 +13,6 @@ request per run, and describes individually only runs the listing did not show.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -126,7 +125,7 @@ async def wait_for_run(
     """
     targets = _targets(until)
     ws = await resolve_workspace_id(tw, workspace)
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = None if timeout is None else tw.clock.monotonic() + timeout
     pace = _Backoff(poll_interval, max_interval, backoff)
     last: str | None = None
     while True:
@@ -142,13 +141,13 @@ async def wait_for_run(
             return RunResult(workflow_id, status, wf, unknown_is_failure)
         wait = pace.next(changed)
         if deadline is not None:
-            remaining = deadline - time.monotonic()
+            remaining = deadline - tw.clock.monotonic()
             if remaining <= 0:
                 raise WaitTimeout(
                     f"run {workflow_id} still {status} after {timeout}s", {workflow_id: status}
                 )
             wait = min(wait, remaining)
-        await asyncio.sleep(wait)
+        await tw.clock.sleep(wait)
 
 
 async def _list_states(
@@ -202,7 +201,7 @@ async def wait_for_runs(
     targets = _targets(until)
     ws = await resolve_workspace_id(tw, workspace)
     pending: dict[str, str | None] = dict.fromkeys(workflow_ids)
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = None if timeout is None else tw.clock.monotonic() + timeout
     pace = _Backoff(poll_interval, max_interval, backoff)
     gate = asyncio.Semaphore(concurrency)
 
@@ -235,10 +234,10 @@ async def wait_for_runs(
             return
         wait = pace.next(changed)
         if deadline is not None:
-            remaining = deadline - time.monotonic()
+            remaining = deadline - tw.clock.monotonic()
             if remaining <= 0:
                 raise WaitTimeout(
                     f"{len(pending)} run(s) unfinished after {timeout}s", dict(pending)
                 )
             wait = min(wait, remaining)
-        await asyncio.sleep(wait)
+        await tw.clock.sleep(wait)
