@@ -77,7 +77,9 @@ from .spec import (
 )
 from .transport import (
     DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_TIMEOUT,
     AiohttpTransport,
+    GuardedTransport,
     make_timeout,
     origin_of,
     seconds,
@@ -95,6 +97,7 @@ if TYPE_CHECKING:
         WaitForRunsOptions,
         WaitOptions,
     )
+    from .abc import Transport
     from .orchestration import (
         BulkLaunch,
         LaunchSpec,
@@ -433,6 +436,29 @@ def _check_options(
         raise ConfigurationError(f"workspace must be an id or 'org/workspace': {workspace!r}")
 
 
+def _check_transport(transport: Any, *, session: Any, proxy: Any, ssl: tuple[bool, Any]) -> None:
+    """``transport=`` sends the requests itself: the aiohttp options cannot apply to it."""
+    if not (
+        callable(getattr(transport, "send", None)) and callable(getattr(transport, "close", None))
+    ):
+        raise ConfigurationError(
+            f"transport must have async send(request, ...) and close() "
+            f"(tower_async.abc.Transport), not {type(transport).__name__}"
+        )
+    given = [
+        name
+        for name, value in (("session", session), ("proxy", proxy), ("ca_file", ssl[1]))
+        if value is not None
+    ]
+    if ssl[0] is not True:
+        given.append("verify_ssl")
+    if given:
+        raise ConfigurationError(
+            f"Tower(transport=...) sends the requests itself: {', '.join(given)}= cannot apply "
+            "(configure the transport instead)"
+        )
+
+
 def _deviation(
     op: Operation, status: int, problem: str, mode: Validation, data: Any, reported: set[str]
 ) -> None:
@@ -511,8 +537,12 @@ class Tower(TypedOperations):
         deadline: float | None = None,
         stream_idle_timeout: float | None = None,
         stream_total_timeout: float | None = None,
+        transport: Transport | None = None,
     ) -> None:
         _check_mode(validation, "validation")
+        if transport is not None:
+            _check_transport(transport, session=session, proxy=proxy, ssl=(verify_ssl, ca_file))
+        self._custom_transport = transport
         self._spec_source = spec
         self._token = token if token is not None else _env("TOWER_ACCESS_TOKEN")
         self.endpoint = _check_endpoint(endpoint or _env("TOWER_API_ENDPOINT") or DEFAULT_ENDPOINT)
@@ -577,7 +607,7 @@ class Tower(TypedOperations):
             self._auth_headers["Authorization"] = f"Bearer {self._token}"
         self._bound: _Bound | None = None
         self._spec: SpecDocument | None = None
-        self._transport: AiohttpTransport | None = None
+        self._transport: AiohttpTransport | GuardedTransport | None = None
         self._methods: dict[str, BoundOperation] = {}
         self._closed = False
         self._reported: set[str] = set()  # deviations already warned about
@@ -607,6 +637,15 @@ class Tower(TypedOperations):
             raise TowerError("this Tower session is closed; create a new one")
         if self._token is None:  # token="" opts out explicitly (anonymous calls only)
             raise MissingToken(self.endpoint)
+        if self._custom_transport is not None:
+            self._transport = GuardedTransport(
+                self._custom_transport,
+                token_origin=origin_of(self.endpoint),
+                max_response_bytes=self.max_response_bytes,
+                timeout=self._timeout or DEFAULT_TIMEOUT,
+            )
+            await self._bind(self._transport_fetch(self._transport))
+            return
         if self._external_session is not None:
             http = self._external_session
         else:
@@ -624,11 +663,16 @@ class Tower(TypedOperations):
             proxy=self._proxy,
             token_origin=origin_of(self.endpoint),
             max_response_bytes=self.max_response_bytes,
+            owns_session=self._external_session is None,
         )
         if self._timeout is not None:
             self._transport.timeout = self._timeout
+        await self._bind(self._http_fetch(http))
+
+    async def _bind(self, fetch: Callable[[str], Awaitable[bytes]]) -> None:
+        """Load and bind the document, pick the limiter, resolve the workspace name."""
         try:
-            self._spec = await self._load_spec(http)
+            self._spec = await self._load_spec(fetch)
             self._bound = _bound_for(self._spec)
             if self._limiter_override is not None:
                 self._limiter = self._limiter_override
@@ -654,33 +698,63 @@ class Tower(TypedOperations):
         """Close the HTTP session if this object created it.  Safe to call twice."""
         self._closed = True
         session, self._session = self._session, None
-        self._transport = None
+        transport, self._transport = self._transport, None
         if self._limiter_url is not None:  # ours: close its Redis connections
             limiter, self._limiter = self._limiter, None
             aclose = getattr(limiter, "aclose", None)
             if aclose is not None:
                 await aclose()
+        if transport is not None:  # the aiohttp one closes only a session it made
+            await transport.close()
         if session is not None and not session.closed:
             await session.close()
 
-    async def _load_spec(self, http: aiohttp.ClientSession) -> SpecDocument:
-        source = self._spec_source
+    def _http_fetch(self, http: aiohttp.ClientSession) -> Callable[[str], Awaitable[bytes]]:
+        """Document downloads on the aiohttp session (``GET``, status 200, capped)."""
         # proxy= given by the caller is used for every download; one taken from the
         # environment is looked up per URL, so NO_PROXY applies to the document host too.
         env_proxy = self._proxy == _env_proxy(self.endpoint)
 
         async def fetch(url: str) -> bytes:
-            headers = dict(self._anon_headers)
-            headers["Accept"] = "application/yaml, application/json, */*"
             proxy = _env_proxy(url) if env_proxy else self._proxy
             try:
-                async with http.get(url, headers=headers, ssl=self._ssl, proxy=proxy) as r:
+                async with http.get(
+                    url, headers=self._document_headers(), ssl=self._ssl, proxy=proxy
+                ) as r:
                     if r.status != 200:
                         raise SpecError(f"GET {url} answered {r.status}")
                     return await _read_capped(r, url)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 # ConnectError naming the endpoint, CertificateError, Timeout, ...
                 raise transport_error(exc, "opening the session", "GET", url) from cause_of(exc)
+
+        return fetch
+
+    def _transport_fetch(self, transport: GuardedTransport) -> Callable[[str], Awaitable[bytes]]:
+        """Document downloads through a caller's transport (``transport=``)."""
+
+        async def fetch(url: str) -> bytes:
+            from . import spec as spec_module
+
+            request = Request("opening the session", "GET", url, self._document_headers())
+            raw = await transport.send(request)
+            if raw.status != 200:
+                raise SpecError(f"GET {url} answered {raw.status}")
+            if len(raw.body) > spec_module.LIMITS.max_bytes:
+                raise SpecError(
+                    f"{url}: the document is larger than {spec_module.LIMITS.max_bytes} bytes"
+                )
+            return raw.body
+
+        return fetch
+
+    def _document_headers(self) -> dict[str, str]:
+        headers = dict(self._anon_headers)
+        headers["Accept"] = "application/yaml, application/json, */*"
+        return headers
+
+    async def _load_spec(self, fetch: Callable[[str], Awaitable[bytes]]) -> SpecDocument:
+        source = self._spec_source
 
         if isinstance(source, str) and source.startswith(("http://", "https://")):
             return await load_remote(
@@ -742,10 +816,24 @@ class Tower(TypedOperations):
 
     @property
     def http(self) -> aiohttp.ClientSession:
-        """The aiohttp ClientSession in use."""
+        """The aiohttp ClientSession in use (TowerError with ``transport=``: there is none)."""
         if self._transport is None:
             raise TowerError("the session is not open: use 'async with Tower(...) as tw'")
+        if isinstance(self._transport, GuardedTransport):
+            raise TowerError("this session sends through its transport= and has no aiohttp session")
         return self._transport.session
+
+    @property
+    def transport(self) -> Transport:
+        """What sends the requests: ``transport=``, or the default
+        :class:`~tower_async.transport.AiohttpTransport` once the session is open."""
+        if isinstance(self._transport, GuardedTransport):
+            return self._transport.inner
+        if self._transport is None:
+            if self._custom_transport is not None:
+                return self._custom_transport
+            raise TowerError("the session is not open: use 'async with Tower(...) as tw'")
+        return self._transport
 
     @property
     def clock(self) -> Clock:

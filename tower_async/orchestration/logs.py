@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import NotFound, ResponseValidationError
-from ..transport import StreamingBody
+from ..sansio import StreamBody
 from ._util import as_object
 from .resolve import resolve_workspace_id
 from .wait import TERMINAL, _Backoff, _describe
@@ -44,7 +44,7 @@ async def _follow_download(
         status = await _status(tw, workflow_id, ws)
         final = status in TERMINAL  # what is downloaded after this is the whole log
         body = await tw.call("DownloadWorkflowLog", workflow_id=workflow_id, workspace_id=ws)
-        if not isinstance(body, StreamingBody):
+        if not isinstance(body, StreamBody):
             raise ResponseValidationError(
                 "DownloadWorkflowLog", 200, [("", "expected a streamed log file")], body
             )
