@@ -324,3 +324,16 @@ def test_aiohttp_options_conflict_with_a_transport(options: dict[str, Any]) -> N
 def test_a_transport_must_have_send_and_close() -> None:
     with pytest.raises(ConfigurationError, match="send"):
         _tower(object())
+
+
+async def test_aiohttps_hidden_resend_is_switched_off() -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        version = tuple(int(p) for p in aiohttp.__version__.split(".")[:2])
+        AiohttpTransport(http)
+        # no public switch in 3.9-3.14; the private one exists from 3.11 (see AiohttpTransport)
+        if version >= (3, 11):
+            assert http._retry_connection is False
+        else:
+            assert not hasattr(http, "_retry_connection")

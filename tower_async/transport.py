@@ -274,10 +274,12 @@ class AiohttpTransport:
         # aiohttp re-sends an idempotent request once, silently, when a reused keep-alive
         # connection turns out closed.  That second request would skip the rate limiter (a
         # hidden extra call in the token's window), the retry budget and the on_retry hook;
-        # the retry layer already re-sends what is safe, so switch it off (aiohttp's own test
-        # client does the same).
-        if hasattr(session, "_retry_connection"):
-            session._retry_connection = False
+        # the retry layer already re-sends what is safe, so switch it off.  There is no public
+        # way (aiohttp 3.9-3.14): the re-send came in 3.9 (aio-libs/aiohttp#7363) with no
+        # switch at all; 3.11 added the private ``_retry_connection`` for aiohttp's own test
+        # client (#9396), deliberately without a parameter, and 3.12-3.14 (checked: 3.14.5)
+        # still have only that.  On 3.9-3.10 the attribute is absent and the re-send stays.
+        _disable_hidden_resend(session)
         self.timeout = timeout
         self.stream_timeout = stream_timeout
         self.ssl = ssl
@@ -439,6 +441,15 @@ class GuardedTransport:
 
     def __repr__(self) -> str:
         return f"<GuardedTransport {self.inner!r}>"
+
+
+def _disable_hidden_resend(session: aiohttp.ClientSession) -> bool:
+    """Switch off aiohttp's silent re-send of idempotent requests (see
+    :class:`AiohttpTransport`); False when this aiohttp has no switch (3.9, 3.10)."""
+    if not hasattr(session, "_retry_connection"):
+        return False
+    session._retry_connection = False
+    return True
 
 
 def _client_timeout(timeout: TimeoutLike) -> aiohttp.ClientTimeout:
