@@ -307,17 +307,19 @@ async def test_the_document_is_downloaded_through_the_transport() -> None:
 
 
 @pytest.mark.parametrize(
-    "options",
+    ("options", "named"),
     [
-        {"session": object()},
-        {"proxy": "http://proxy:3128"},
-        {"verify_ssl": False},
-        {"ca_file": "x.pem"},
+        ({"http_session": object()}, "http_session"),
+        ({"session": object()}, "http_session"),  # its deprecated name
+        ({"proxy": "http://proxy:3128"}, "proxy"),
+        ({"verify": False}, "verify"),
+        ({"verify": "x.pem"}, "verify"),
+        ({"ca_file": "x.pem"}, "verify"),
     ],
 )
-def test_aiohttp_options_conflict_with_a_transport(options: dict[str, Any]) -> None:
-    name = next(iter(options))
-    with pytest.raises(ConfigurationError, match=name):
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_aiohttp_options_conflict_with_a_transport(options: dict[str, Any], named: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"{named}="):
         _tower(MemoryTransport(), **options)
 
 

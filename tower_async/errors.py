@@ -229,13 +229,13 @@ class ConnectError(TransportError):
 class CertificateError(ConnectError):
     """The endpoint's TLS certificate did not verify (a private CA, self-signed, expired).
 
-    Trust the CA with ``Tower(ca_file="/path/to/ca.pem")`` or the ``SSL_CERT_FILE``
-    environment variable; ``verify_ssl=False`` switches verification off.
+    Trust the CA with ``Tower(verify="/path/to/ca.pem")`` or the ``SSL_CERT_FILE``
+    environment variable; ``verify=False`` switches verification off.
     """
 
     _TEMPLATE = (
         "TLS certificate verification failed for {host} ({reason}); if it uses a private CA, "
-        "trust it with Tower(ca_file='/path/to/ca.pem') or SSL_CERT_FILE=/path/to/ca.pem"
+        "trust it with Tower(verify='/path/to/ca.pem') or SSL_CERT_FILE=/path/to/ca.pem"
     )
 
 

@@ -10,7 +10,7 @@
         if not result.succeeded:
             wid = await relaunch(tw, wid)         # resumed from its cache
 
-Every helper takes the session first and memoises name lookups in ``tw.cache``.
+Every helper takes the session first and memoises name lookups in ``tw.memo``.
 """
 
 from ._util import AmbiguousName, NameNotFound, ResolutionError

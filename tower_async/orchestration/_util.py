@@ -89,10 +89,10 @@ def as_id(value: Any, operation_id: str, where: str) -> int:
 
 
 def _memo_table(tw: SessionLike) -> dict[Hashable, asyncio.Future[Any]]:
-    table = tw.cache.get(_MEMO_KEY)
+    table = tw.memo.get(_MEMO_KEY)
     if table is None:
         table = {}
-        tw.cache[_MEMO_KEY] = table
+        tw.memo[_MEMO_KEY] = table
     return table
 
 

@@ -329,9 +329,9 @@ async def prepare_relaunch(tw: SessionLike, spec: LaunchSpec) -> tuple[int | Non
 
 
 def _plans(tw: SessionLike) -> OrderedDict[str, _Plan]:
-    table = tw.cache.get(_PLANS)
+    table = tw.memo.get(_PLANS)
     if table is None:
-        table = tw.cache[_PLANS] = OrderedDict()
+        table = tw.memo[_PLANS] = OrderedDict()
     return table
 
 

@@ -1,6 +1,6 @@
 """Names instead of ids: workspaces, pipelines, compute environments and labels.
 
-Every resolution is memoised in ``tw.cache`` (per session), and concurrent callers share
+Every resolution is memoised in ``tw.memo`` (per session), and concurrent callers share
 one lookup, so a thousand launches of ``nf-core/rnaseq`` list the pipelines once.
 Matches are exact; a miss raises :class:`NameNotFound` listing close names, and two exact
 matches raise :class:`AmbiguousName` (never "the first hit").
