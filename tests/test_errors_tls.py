@@ -2,8 +2,8 @@
 
 A loopback HTTPS server with a self-signed certificate made by the ``openssl`` CLI in the
 test: opening a session (automatic mode: /service-info, then the served document) fails
-with a CertificateError saying so and how to trust the CA; ``ca_file=`` or
-``SSL_CERT_FILE`` make the same session work.
+with a CertificateError saying so and how to trust the CA; ``verify=PATH`` (``ca_file=``,
+deprecated) or ``SSL_CERT_FILE`` make the same session work.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ async def test_untrusted_certificate_says_how_to_trust_its_ca(
     err = info.value
     text = str(err)
     assert "certificate verification failed for 127.0.0.1:" in text
-    assert "ca_file=" in text and "SSL_CERT_FILE" in text
+    assert "verify=" in text and "SSL_CERT_FILE" in text
     assert "self-signed" in text  # the reason OpenSSL gave
     assert isinstance(err, ConnectError) and isinstance(err, TransportError)
     assert not err.may_have_been_processed
@@ -96,11 +96,15 @@ async def test_untrusted_certificate_says_how_to_trust_its_ca(
     assert TOKEN not in text
 
 
-async def test_ca_file_or_ssl_cert_file_trusts_it(
+async def test_verify_path_or_ssl_cert_file_trusts_it(
     https: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     endpoint, ca = https
-    async with Tower(token=TOKEN, endpoint=endpoint, cache_dir=tmp_path / "a", ca_file=ca) as tw:
+    async with Tower(token=TOKEN, endpoint=endpoint, cache_dir=tmp_path / "a", verify=ca) as tw:
+        assert await tw.get_ping() == {"pong": True}
+    with pytest.warns(DeprecationWarning, match="verify="):  # the old spelling still works
+        old = Tower(token=TOKEN, endpoint=endpoint, cache_dir=tmp_path / "a", ca_file=ca)
+    async with old as tw:
         assert await tw.get_ping() == {"pong": True}
     monkeypatch.setenv("SSL_CERT_FILE", str(ca))  # set after aiohttp was imported
     async with Tower(token=TOKEN, endpoint=endpoint, cache_dir=tmp_path / "b") as tw:

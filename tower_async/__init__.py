@@ -42,7 +42,6 @@ from .errors import (
     Unauthorized,
 )
 from .operations import Operation, Parameter
-from .session import BoundOperation, Tower
 from .spec import SpecWarning
 
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers and editors
@@ -60,10 +59,14 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers and editor
         WaitTimeout,
     )
     from .pagination import ItemIterator, PageIterator, PaginationError
+    from .session import BoundOperation, Tower
     from .validation import TowerValidationWarning
 
-# Imported on first use, so that ``import tower_async`` stays cheap.
+# Imported on first use, so that ``import tower_async`` stays cheap and the sans-I/O core
+# (``tower_async.sansio``, ``tower_async.abc``) does not import aiohttp.
 _LAZY = {
+    "Tower": "session",
+    "BoundOperation": "session",
     "PaginationError": "pagination",
     "PageIterator": "pagination",
     "ItemIterator": "pagination",
@@ -90,7 +93,9 @@ def __getattr__(name: str) -> object:  # not seen by checkers: the imports above
         raise AttributeError(f"module 'tower_async' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(f".{module}", __name__), name)
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # once: later lookups do not come here
+    return value
 
 
 def __dir__() -> list[str]:

@@ -31,6 +31,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ._retry_after import parse_retry_after
+
 __all__ = [
     "ApiError",
     "ArgumentError",
@@ -227,13 +229,13 @@ class ConnectError(TransportError):
 class CertificateError(ConnectError):
     """The endpoint's TLS certificate did not verify (a private CA, self-signed, expired).
 
-    Trust the CA with ``Tower(ca_file="/path/to/ca.pem")`` or the ``SSL_CERT_FILE``
-    environment variable; ``verify_ssl=False`` switches verification off.
+    Trust the CA with ``Tower(verify="/path/to/ca.pem")`` or the ``SSL_CERT_FILE``
+    environment variable; ``verify=False`` switches verification off.
     """
 
     _TEMPLATE = (
         "TLS certificate verification failed for {host} ({reason}); if it uses a private CA, "
-        "trust it with Tower(ca_file='/path/to/ca.pem') or SSL_CERT_FILE=/path/to/ca.pem"
+        "trust it with Tower(verify='/path/to/ca.pem') or SSL_CERT_FILE=/path/to/ca.pem"
     )
 
 
@@ -330,10 +332,8 @@ class RateLimited(ClientError):
 
     @property
     def retry_after(self) -> float | None:
-        from .retries import parse_retry_after  # header, else "Wait Nsecs" in the message
-
         body = self.message.encode() if self.message else b""
-        return parse_retry_after(self.headers, body)
+        return parse_retry_after(self.headers, body)  # header, else "Wait Nsecs" in the message
 
 
 class ServerError(ApiError):

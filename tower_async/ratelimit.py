@@ -122,6 +122,8 @@ from typing import Protocol, runtime_checkable
 
 from aiolimiter import AsyncLimiter
 
+from .clock import Clock, monotonic_of
+
 __all__ = [
     "DEFAULT_MARGIN",
     "AdaptiveRate",
@@ -219,7 +221,7 @@ class AdaptiveRate:
         step: float = 0.05,
         recover_after: float = 3.0,
         window: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | Callable[[], float] = time.monotonic,
     ) -> None:
         _check_rate(limit)
         if not (0 < deepest <= factor < 1):
@@ -232,7 +234,7 @@ class AdaptiveRate:
         self.step = step
         self.recover_after = recover_after
         self.window = window
-        self.clock = clock
+        self.clock = monotonic_of(clock)  # a Clock (tw.clock) or a () -> seconds
         self._limit = float(limit)
         self._rate = float(limit)
         self._changed_at = -math.inf  # last change of the rate, or last 429
@@ -415,13 +417,13 @@ class AiolimiterLimiter(_ContextManagerMixin):
         margin: float = DEFAULT_MARGIN,
         key: str = "",
         adaptive: AdaptiveRate | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | Callable[[], float] = time.monotonic,
     ) -> None:
         _check_rate(rate)
         if not (margin >= 0 and math.isfinite(margin)):
             raise ValueError(f"margin must be a finite number >= 0, not {margin!r}")
         self.key = key
-        self._clock = clock
+        self._clock = monotonic_of(clock)
         self._margin = margin
         self._limit = float(rate)
         self._rate = float(rate)

@@ -44,24 +44,21 @@ propagates as ``CancelledError``.
 
 from __future__ import annotations
 
-import asyncio
-import datetime
-import email.utils
 import logging
-import math
 import random
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from ._wire import header
+from ._retry_after import parse_retry_after
+from .clock import SYSTEM_CLOCK, Clock, SystemClock
 from .errors import TransportError
 from .ratelimit import Limiter, RateFeedback
 
 __all__ = [
     "IDEMPOTENT_METHODS",
+    "SYSTEM_CLOCK",
     "Clock",
     "Decision",
     "ExponentialBackoff",
@@ -86,38 +83,6 @@ THROTTLED = 429
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 #: Statuses that prove the server did not act on the request.
 NOT_PROCESSED_STATUSES = frozenset({429, 503})
-
-_WAIT_MESSAGE = re.compile(rb"wait\s+(\d+(?:\.\d+)?)\s*s(?:ec|econd)?s?\b", re.IGNORECASE)
-
-
-# -- clock -----------------------------------------------------------------------------------
-
-
-class Clock(Protocol):
-    """Time as the retry loop sees it; tests pass a fake one."""
-
-    def monotonic(self) -> float: ...
-
-    async def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    """``time.monotonic`` and ``asyncio.sleep``."""
-
-    __slots__ = ()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-
-    def __repr__(self) -> str:
-        return "SystemClock()"
-
-
-SYSTEM_CLOCK = SystemClock()
-
 
 # -- what an attempt produced ------------------------------------------------------------------
 
@@ -194,49 +159,6 @@ def is_safe_to_resend(ctx: RetryContext) -> bool:
     if ctx.error is not None:
         return not ctx.error.may_have_been_processed
     return ctx.status in NOT_PROCESSED_STATUSES
-
-
-def parse_retry_after(
-    headers: Mapping[str, str], body: bytes | None = b"", *, now: float | None = None
-) -> float | None:
-    """Seconds to wait from ``Retry-After`` (delta-seconds or an HTTP date, measured against
-    the wall clock ``now``, default ``time.time()``), else from the Platform's "Maximum
-    request rate exceeded. Wait Nsecs ..." message; ``None`` if neither says anything usable
-    (garbage, a negative number, ``nan``, ``inf``).  A date in the past gives 0.
-    """
-    value = header(headers, "Retry-After")
-    if value is not None:
-        seconds = _retry_after_value(value.strip(), now)
-        if seconds is not None:
-            return seconds
-    if body:
-        match = _WAIT_MESSAGE.search(body[:4096])
-        if match:
-            seconds = float(match.group(1))
-            return seconds if math.isfinite(seconds) else None
-    return None
-
-
-def _retry_after_value(text: str, now: float | None) -> float | None:
-    if len(text) > 64:
-        return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
-    else:
-        return seconds if math.isfinite(seconds) and seconds >= 0 else None
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:  # RFC 9110 dates are GMT
-        when = when.replace(tzinfo=datetime.timezone.utc)
-    try:
-        delta = when.timestamp() - (time.time() if now is None else now)
-    except (OverflowError, OSError, ValueError):
-        return None
-    return max(0.0, delta) if math.isfinite(delta) else None
 
 
 # -- policies ---------------------------------------------------------------------------------

@@ -17,11 +17,12 @@ import itertools
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, time
 from pathlib import PurePath
-from typing import IO, Any
+from types import TracebackType
+from typing import IO, Any, Protocol, runtime_checkable
 from urllib.parse import quote, urljoin, urlsplit
 
 import orjson
@@ -42,6 +43,7 @@ __all__ = [
     "MultipartField",
     "RawResponse",
     "Request",
+    "StreamBody",
     "base_url",
     "build_request",
     "decode_response",
@@ -82,6 +84,37 @@ class Request:
         )
 
 
+@runtime_checkable
+class StreamBody(Protocol):
+    """An unread response body, as a transport hands it back (the aiohttp transport's is
+    :class:`~tower_async.transport.StreamingBody`): read it in chunks, by line or whole, and
+    release it (``async with`` does) so the connection can be reused."""
+
+    @property
+    def content_type(self) -> str: ...
+
+    def iter_chunked(self, size: int = 65536) -> AsyncIterator[bytes]: ...
+
+    def iter_lines(self, encoding: str = "utf-8") -> AsyncIterator[str]: ...
+
+    async def read(self) -> bytes: ...
+
+    async def text(self, encoding: str = "utf-8") -> str: ...
+
+    def release(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    async def __aenter__(self) -> Any: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
 @dataclass(slots=True)
 class RawResponse:
     """What came back: status, headers and either the body or an unread stream."""
@@ -89,7 +122,7 @@ class RawResponse:
     status: int
     headers: Mapping[str, str]
     body: bytes = b""
-    stream: Any = None  # set by the transport when the body is streamed, unread
+    stream: StreamBody | None = None  # set by the transport when the body is streamed, unread
 
     @property
     def content_type(self) -> str:

@@ -28,11 +28,13 @@ import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._modes import MODES as _MODES
-from ._modes import Mode
 from ._neterrors import cause_of, transport_error
 from ._plan import RequestPlan, plan_for
 from ._typed import TypedOperations
 from ._version import __version__
+from .clock import SYSTEM_CLOCK, Clock
+from .config import DEFAULT_ENDPOINT, TowerConfig, Validation, ssl_option
+from .config import check_mode as _check_mode
 from .errors import (
     ApiError,
     ArgumentError,
@@ -60,7 +62,6 @@ from .retries import (
     IDEMPOTENT_METHODS,
     RetryEvent,
     RetryPolicy,
-    SystemClock,
     _feedback,
     send_with_retries,
 )
@@ -68,7 +69,6 @@ from .sansio import (
     MISSING,
     RawResponse,
     Request,
-    base_url,
     build_request,
     decode_response,
 )
@@ -82,7 +82,9 @@ from .spec import (
 )
 from .transport import (
     DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_TIMEOUT,
     AiohttpTransport,
+    GuardedTransport,
     make_timeout,
     origin_of,
     seconds,
@@ -100,6 +102,7 @@ if TYPE_CHECKING:
         WaitForRunsOptions,
         WaitOptions,
     )
+    from .abc import Transport
     from .orchestration import (
         BulkLaunch,
         LaunchSpec,
@@ -110,21 +113,17 @@ if TYPE_CHECKING:
     )
     from .pagination import ItemIterator, PageIterator
     from .paging import Paging, PagingTable
-    from .retries import Clock
     from .validation import Validator
 
 __all__ = ["DEFAULT_ENDPOINT", "BoundOperation", "Tower"]
 
 log = logging.getLogger("tower_async")
 
-DEFAULT_ENDPOINT = "https://api.cloud.seqera.io"
 #: seconds one call may take with its retries, unless ``deadline=`` (session or call) says
 #: otherwise, or one attempt's ``timeout`` is longer (then that)
 DEFAULT_DEADLINE = 120.0
 # Operations never re-sent unless the server provably did not process them.
 NEVER_RESEND = frozenset({"CreateWorkflowLaunch"})
-
-Validation = Mode
 
 
 @dataclass(frozen=True)
@@ -165,7 +164,8 @@ _INSTANCE_ATTRIBUTES = frozenset(
         "rate_limit",
         "adaptive_rate",
         "validation",
-        "cache",
+        "memo",
+        "config",
         "deadline",
         "max_response_bytes",
         "stream_idle_timeout",
@@ -351,37 +351,6 @@ def _env_proxy(url: str) -> str | None:
     return urllib.request.getproxies().get(parts.scheme)
 
 
-def _limiter_option(
-    limiter: Limiter | str | None, rate_limit: float | None, adaptive_rate: bool
-) -> tuple[Limiter | None, str | None]:
-    """``limiter=``: an object (which sets its own rate, so ``rate_limit=``/``adaptive_rate=``
-    must stay at their defaults) or a ``redis://`` URL (shared at ``rate_limit``)."""
-    if isinstance(limiter, str):
-        from .ratelimit_redis import check_redis_url
-
-        check_redis_url(limiter, where="Tower(limiter)")
-        return None, limiter
-    if limiter is not None and (rate_limit != 20.0 or adaptive_rate is not True):
-        raise ValueError(
-            "Tower(limiter=...) got a limiter object, which sets its own rate: do not also pass "
-            "rate_limit= or adaptive_rate= (a redis:// URL as limiter= uses rate_limit)"
-        )
-    return limiter, None
-
-
-_SSL_CONTEXTS: dict[tuple[str | None, str | None], ssl_module.SSLContext] = {}
-
-
-def _env_ssl_context() -> ssl_module.SSLContext:
-    """A default context honouring SSL_CERT_FILE / SSL_CERT_DIR as they are now (aiohttp's
-    own default context is made at import, maybe before they were set); one per value."""
-    key = (_env("SSL_CERT_FILE"), _env("SSL_CERT_DIR"))
-    context = _SSL_CONTEXTS.get(key)
-    if context is None:
-        context = _SSL_CONTEXTS[key] = ssl_module.create_default_context()
-    return context
-
-
 async def _read_capped(response: aiohttp.ClientResponse, url: str) -> bytes:
     """A document download's body, at most ``spec.LIMITS.max_bytes`` (after decompression)."""
     from . import spec as spec_module
@@ -395,65 +364,6 @@ async def _read_capped(response: aiohttp.ClientResponse, url: str) -> bytes:
         if len(body) > limit:
             raise SpecError(f"{url}: the document is larger than {limit} bytes")
     return bytes(body)
-
-
-def _env(name: str) -> str | None:
-    value = os.environ.get(name)
-    return value if value else None
-
-
-def _check_mode(mode: Any, what: str) -> None:
-    if not isinstance(mode, str) or mode not in _MODES:
-        raise ConfigurationError(f"{what} must be one of {_MODES}, not {mode!r}")
-
-
-def _check_endpoint(endpoint: Any) -> str:
-    if not isinstance(endpoint, str):
-        raise ConfigurationError(f"endpoint must be a URL string, not {type(endpoint).__name__}")
-    base_url(endpoint)  # ConfigurationError unless http(s)://host[:port][/base]
-    return endpoint.rstrip("/")
-
-
-def _check_text_option(value: Any, what: str, *, secret: bool = False) -> None:
-    """A header value: a str without control characters or lone surrogates."""
-    if value is None:
-        return
-    shown = "" if secret else f" {value!r}"
-    if not isinstance(value, str):
-        raise ConfigurationError(f"{what} must be a string, not {type(value).__name__}")
-    if any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in value):
-        raise ConfigurationError(f"{what}{shown} holds control characters or lone surrogates")
-
-
-def _check_options(
-    *,
-    token: str | None,
-    user_agent: Any,
-    accept_version: Any,
-    max_response_bytes: Any,
-    rate_limit: Any,
-    workspace: Any,
-) -> None:
-    """Session options of the wrong kind or out of range: ConfigurationError, before any I/O."""
-    _check_text_option(token, "token", secret=True)
-    _check_text_option(user_agent, "user_agent")
-    _check_text_option(accept_version, "accept_version")
-    if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int):
-        raise ConfigurationError(
-            f"max_response_bytes must be an integer, not {max_response_bytes!r}"
-        )
-    if max_response_bytes < 1:
-        raise ConfigurationError(f"max_response_bytes must be positive: {max_response_bytes}")
-    if rate_limit is not None and not (
-        isinstance(rate_limit, (int, float))
-        and not isinstance(rate_limit, bool)
-        and 0 < rate_limit < float("inf")
-    ):
-        raise ConfigurationError(f"rate_limit must be calls per second or None: {rate_limit!r}")
-    if workspace is not None and (
-        isinstance(workspace, bool) or not isinstance(workspace, (int, str))
-    ):
-        raise ConfigurationError(f"workspace must be an id or 'org/workspace': {workspace!r}")
 
 
 def _deviation(
@@ -486,21 +396,46 @@ class Tower(TypedOperations):
             async for run in tw.list_workflows.items(search="status:FAILED"):
                 ...
 
-    ``spec`` is a path (YAML or JSON), a URL, or a parsed mapping; when omitted,
-    the server's ``/service-info`` gives the API version and the document is
-    taken from the schema cache or downloaded once.  ``token``, ``endpoint`` and
-    ``workspace`` default to ``TOWER_ACCESS_TOKEN``, ``TOWER_API_ENDPOINT`` and
-    ``TOWER_WORKSPACE_ID``.  ``session`` may be an aiohttp ClientSession owned by
-    the caller (then it is not closed here).  ``limiter`` is a ``redis://`` URL (a
-    bucket shared by every process using the token, at ``rate_limit``; needs the
-    ``redis`` extra) or a limiter object (which sets its own rate: do not combine it
-    with ``rate_limit=``/``adaptive_rate=``).  Without a token ``open()`` raises
-    ``MissingToken``; ``token=""`` opens for anonymous calls only.
+    Every option can be given flat, as below, or grouped in ``config=``
+    (:class:`~tower_async.config.TowerConfig`); keyword arguments that differ from their
+    defaults replace the config's values.  Options are checked here (ConfigurationError
+    naming the option, before any I/O); ``tw.config`` is the checked result.
 
-    Observability (:mod:`tower_async.observe`): ``on_request`` / ``on_response`` get a
-    ``RequestEvent`` / ``ResponseEvent`` per attempt (metrics), ``on_retry`` a ``RetryEvent``
-    per retry; ``tracing=True`` makes OpenTelemetry spans (extra ``otel``); DEBUG on
-    ``tower_async.http`` logs one redacted line per attempt.
+    The document and the account:
+        ``spec``: a path (YAML or JSON), a URL or a parsed mapping; when omitted, the
+        server's ``/service-info`` gives the API version and the document comes from the
+        schema cache or is downloaded once.  ``token`` (``TOWER_ACCESS_TOKEN``; without one
+        ``open()`` raises ``MissingToken``, ``""`` opens for anonymous calls only),
+        ``endpoint`` (``TOWER_API_ENDPOINT``, else Seqera Cloud), ``workspace`` (an id or
+        ``"org/workspace"``; ``TOWER_WORKSPACE_ID``).  ``cache_dir``: the schema cache;
+        ``document_url``: where to download the document; ``validate_document``: check it
+        against the OpenAPI schema on load.
+    Network (:class:`~tower_async.config.NetworkConfig`):
+        ``verify`` (True, False, a CA bundle path or an ``ssl.SSLContext``), ``proxy``,
+        ``timeout`` (seconds per attempt, or an ``aiohttp.ClientTimeout``), ``deadline``
+        (seconds per call with its retries), ``max_response_bytes``,
+        ``stream_idle_timeout`` / ``stream_total_timeout`` (streamed bodies),
+        ``accept_version``, ``user_agent``, ``http_session`` (your aiohttp ClientSession,
+        left open), ``transport`` (your :class:`~tower_async.abc.Transport` instead of
+        aiohttp).  Deprecated: ``session=`` (``http_session=``), ``verify_ssl=`` and
+        ``ca_file=`` (``verify=``).
+    Limits (:class:`~tower_async.config.LimitsConfig`):
+        ``rate_limit`` (calls per second per token, shared by the process; None: off),
+        ``adaptive_rate`` (slow down on 429s), ``limiter`` (a ``redis://`` URL shared by
+        every host, extra ``redis``, at ``rate_limit``; or a limiter object, which sets its
+        own rate: combined with ``rate_limit=``/``adaptive_rate=`` it is an error).
+    Retries and time:
+        ``retry`` (a :class:`~tower_async.retries.RetryPolicy`), ``clock`` (a
+        :class:`~tower_async.clock.Clock`: every wait of the session sleeps on it).
+    Validation (:class:`~tower_async.config.ValidationConfig`):
+        ``validation``: ``"strict"``, ``"warn"`` (default) or ``"off"``.
+    Observability (:mod:`tower_async.observe`):
+        ``on_request`` / ``on_response`` get a ``RequestEvent`` / ``ResponseEvent`` per
+        attempt, ``on_retry`` a ``RetryEvent`` per retry; ``tracing=True`` makes
+        OpenTelemetry spans (extra ``otel``); DEBUG on ``tower_async.http`` logs one redacted
+        line per attempt.
+
+    ``tw.memo`` is the per-session memo of the fan-out helpers (``tw.cache``: deprecated).
     """
 
     def __init__(
@@ -510,16 +445,16 @@ class Tower(TypedOperations):
         endpoint: str | None = None,
         workspace: int | str | None = None,
         *,
+        config: TowerConfig | None = None,
         rate_limit: float | None = 20.0,
         adaptive_rate: bool = True,
         validation: Validation = "warn",
-        session: aiohttp.ClientSession | None = None,
+        http_session: aiohttp.ClientSession | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         document_url: str | None = None,
         accept_version: str | None = "1",
         user_agent: str | None = None,
-        verify_ssl: bool = True,
-        ca_file: str | os.PathLike[str] | None = None,
+        verify: bool | str | os.PathLike[str] | ssl_module.SSLContext = True,
         proxy: str | None = None,
         timeout: float | aiohttp.ClientTimeout | None = None,
         retry: RetryPolicy | None = None,
@@ -534,60 +469,101 @@ class Tower(TypedOperations):
         deadline: float | None = None,
         stream_idle_timeout: float | None = None,
         stream_total_timeout: float | None = None,
+        transport: Transport | None = None,
+        session: aiohttp.ClientSession | None = None,
+        verify_ssl: bool = True,
+        ca_file: str | os.PathLike[str] | None = None,
     ) -> None:
-        _check_mode(validation, "validation")
-        self._spec_source = spec
-        self._token = token if token is not None else _env("TOWER_ACCESS_TOKEN")
-        self.endpoint = _check_endpoint(endpoint or _env("TOWER_API_ENDPOINT") or DEFAULT_ENDPOINT)
-        _check_options(
-            token=self._token,
-            user_agent=user_agent,
-            accept_version=accept_version,
-            max_response_bytes=max_response_bytes,
-            rate_limit=rate_limit,
-            workspace=workspace,
-        )
-        self.max_response_bytes = max_response_bytes
-        self.deadline = seconds(deadline, "deadline")
-        self.stream_idle_timeout = seconds(stream_idle_timeout, "stream_idle_timeout")
-        self.stream_total_timeout = seconds(stream_total_timeout, "stream_total_timeout")
-        ws = workspace if workspace is not None else _env("TOWER_WORKSPACE_ID")
-        if isinstance(ws, str) and ws.isdigit():
-            ws = int(ws)
-        self.workspace: int | str | None = ws
-        self.rate_limit = rate_limit
-        self.adaptive_rate = adaptive_rate  # slow the token's bucket down on 429s, recover slowly
-        self.validation: Validation = validation
-        self._external_session = session
+        options = {
+            "spec": spec,
+            "token": token,
+            "endpoint": endpoint,
+            "workspace": workspace,
+            "rate_limit": rate_limit,
+            "adaptive_rate": adaptive_rate,
+            "validation": validation,
+            "http_session": http_session,
+            "cache_dir": cache_dir,
+            "document_url": document_url,
+            "accept_version": accept_version,
+            "user_agent": user_agent,
+            "verify": verify,
+            "proxy": proxy,
+            "timeout": timeout,
+            "retry": retry,
+            "on_retry": on_retry,
+            "limiter": limiter,
+            "on_request": on_request,
+            "on_response": on_response,
+            "tracing": tracing,
+            "clock": clock,
+            "validate_document": validate_document,
+            "max_response_bytes": max_response_bytes,
+            "deadline": deadline,
+            "stream_idle_timeout": stream_idle_timeout,
+            "stream_total_timeout": stream_total_timeout,
+            "transport": transport,
+            "session": session,
+            "verify_ssl": verify_ssl,
+            "ca_file": ca_file,
+        }
+        self._configure(TowerConfig.from_kwargs(config, stacklevel=3, **options))
+
+    def _configure(self, config: TowerConfig) -> None:
+        """Set the session up from its checked configuration (no I/O)."""
+        net, limits = config.network, config.limits
+        self.config = config
+        self._spec_source = config.spec
+        self._token = config.token
+        assert net.endpoint is not None  # filled in by TowerConfig.resolved()
+        self.endpoint = net.endpoint
+        self.max_response_bytes = net.max_response_bytes
+        self.deadline = seconds(net.deadline, "deadline")
+        self.stream_idle_timeout = seconds(net.stream_idle_timeout, "stream_idle_timeout")
+        self.stream_total_timeout = seconds(net.stream_total_timeout, "stream_total_timeout")
+        self.workspace: int | str | None = config.workspace
+        self.rate_limit = limits.rate
+        self.adaptive_rate = limits.adaptive  # slow the token's bucket down on 429s
+        self.validation: Validation = config.validation.mode
+        self._custom_transport = net.transport
+        self._external_session = net.http_session
         self._session: aiohttp.ClientSession | None = None
+        cache_dir = config.cache_dir
         self._cache = SchemaCache(cache_dir if cache_dir is not None else default_cache_dir())
-        self._document_url = document_url
-        self._validate_document = validate_document
-        self._timeout = make_timeout(timeout)
-        self._retry = retry if retry is not None else RetryPolicy()
-        self._on_retry = on_retry
+        self._document_url = config.document_url
+        self._validate_document = config.validation.validate_document
+        self._timeout = make_timeout(net.timeout)
+        self._retry = config.retry if config.retry is not None else RetryPolicy()
+        self._on_retry = config.observe.on_retry
         # hooks, the tower_async.http log and tracing (tower_async.observe)
         self._observe = Observability(
-            on_request=on_request,
-            on_response=on_response,
-            on_retry=on_retry,
-            tracing=tracing,
+            on_request=config.observe.on_request,
+            on_response=config.observe.on_response,
+            on_retry=config.observe.on_retry,
+            tracing=config.observe.tracing,
             endpoint=self.endpoint,
         )
-        self._clock: Clock = clock if clock is not None else SystemClock()
-        self._limiter_override, self._limiter_url = _limiter_option(
-            limiter, rate_limit, adaptive_rate
-        )
+        self._clock: Clock = config.clock if config.clock is not None else SYSTEM_CLOCK
+        limiter = limits.limiter
+        self._limiter_url = limiter if isinstance(limiter, str) else None
+        self._limiter_override = None if isinstance(limiter, str) else limiter
         self._limiter: Limiter | None = None
-        self._proxy = proxy
-        if not verify_ssl:
-            self._ssl: Any = False
-        elif ca_file is not None:
-            self._ssl = ssl_module.create_default_context(cafile=os.fspath(ca_file))
-        elif _env("SSL_CERT_FILE") or _env("SSL_CERT_DIR"):
-            self._ssl = _env_ssl_context()
-        else:
-            self._ssl = True
+        self._proxy = net.proxy
+        self._ssl: Any = ssl_option(net.verify)
+        self._set_headers(net.user_agent, net.accept_version)
+        self._bound: _Bound | None = None
+        self._spec: SpecDocument | None = None
+        self._transport: AiohttpTransport | GuardedTransport | None = None
+        self._methods: dict[str, BoundOperation] = {}
+        self._closed = False
+        self._reported: set[str] = set()  # deviations already warned about
+        self._plain_options: dict[tuple[bool, float | None], _CallOptions] = {}
+        self._facts: dict[str, _Facts] = {}  # per operation: the planned call (issue 17)
+        ws = self.workspace
+        self._resolved_workspace: int | None = ws if isinstance(ws, int) else None
+        self.memo: dict[str, Any] = {}  # per-session memo of the orchestration helpers
+
+    def _set_headers(self, user_agent: str | None, accept_version: str | None) -> None:
         base_headers = {
             "User-Agent": user_agent or f"tower-async/{__version__}",
             "Accept": "application/json",
@@ -598,16 +574,15 @@ class Tower(TypedOperations):
         self._auth_headers: dict[str, str] = dict(base_headers)
         if self._token:
             self._auth_headers["Authorization"] = f"Bearer {self._token}"
-        self._bound: _Bound | None = None
-        self._spec: SpecDocument | None = None
-        self._transport: AiohttpTransport | None = None
-        self._methods: dict[str, BoundOperation] = {}
-        self._closed = False
-        self._reported: set[str] = set()  # deviations already warned about
-        self._plain_options: dict[tuple[bool, float | None], _CallOptions] = {}
-        self._facts: dict[str, _Facts] = {}  # per operation: the planned call (issue 17)
-        self._resolved_workspace: int | None = ws if isinstance(ws, int) else None
-        self.cache: dict[str, Any] = {}  # per-session memo for orchestration helpers
+
+    @property
+    def cache(self) -> dict[str, Any]:
+        """Deprecated name of :attr:`memo` (the per-session memo of the fan-out helpers;
+        the schema cache is ``cache_dir=``)."""
+        import warnings
+
+        warnings.warn("Tower.cache is deprecated: use Tower.memo", DeprecationWarning, stacklevel=2)
+        return self.memo
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -631,6 +606,15 @@ class Tower(TypedOperations):
             raise TowerError("this Tower session is closed; create a new one")
         if self._token is None:  # token="" opts out explicitly (anonymous calls only)
             raise MissingToken(self.endpoint)
+        if self._custom_transport is not None:
+            self._transport = GuardedTransport(
+                self._custom_transport,
+                token_origin=origin_of(self.endpoint),
+                max_response_bytes=self.max_response_bytes,
+                timeout=self._timeout or DEFAULT_TIMEOUT,
+            )
+            await self._bind(self._transport_fetch(self._transport))
+            return
         if self._external_session is not None:
             http = self._external_session
         else:
@@ -648,11 +632,16 @@ class Tower(TypedOperations):
             proxy=self._proxy,
             token_origin=origin_of(self.endpoint),
             max_response_bytes=self.max_response_bytes,
+            owns_session=self._external_session is None,
         )
         if self._timeout is not None:
             self._transport.timeout = self._timeout
+        await self._bind(self._http_fetch(http))
+
+    async def _bind(self, fetch: Callable[[str], Awaitable[bytes]]) -> None:
+        """Load and bind the document, pick the limiter, resolve the workspace name."""
         try:
-            self._spec = await self._load_spec(http)
+            self._spec = await self._load_spec(fetch)
             self._bound = _bound_for(self._spec)
             if self._limiter_override is not None:
                 self._limiter = self._limiter_override
@@ -678,33 +667,63 @@ class Tower(TypedOperations):
         """Close the HTTP session if this object created it.  Safe to call twice."""
         self._closed = True
         session, self._session = self._session, None
-        self._transport = None
+        transport, self._transport = self._transport, None
         if self._limiter_url is not None:  # ours: close its Redis connections
             limiter, self._limiter = self._limiter, None
             aclose = getattr(limiter, "aclose", None)
             if aclose is not None:
                 await aclose()
+        if transport is not None:  # the aiohttp one closes only a session it made
+            await transport.close()
         if session is not None and not session.closed:
             await session.close()
 
-    async def _load_spec(self, http: aiohttp.ClientSession) -> SpecDocument:
-        source = self._spec_source
+    def _http_fetch(self, http: aiohttp.ClientSession) -> Callable[[str], Awaitable[bytes]]:
+        """Document downloads on the aiohttp session (``GET``, status 200, capped)."""
         # proxy= given by the caller is used for every download; one taken from the
         # environment is looked up per URL, so NO_PROXY applies to the document host too.
         env_proxy = self._proxy == _env_proxy(self.endpoint)
 
         async def fetch(url: str) -> bytes:
-            headers = dict(self._anon_headers)
-            headers["Accept"] = "application/yaml, application/json, */*"
             proxy = _env_proxy(url) if env_proxy else self._proxy
             try:
-                async with http.get(url, headers=headers, ssl=self._ssl, proxy=proxy) as r:
+                async with http.get(
+                    url, headers=self._document_headers(), ssl=self._ssl, proxy=proxy
+                ) as r:
                     if r.status != 200:
                         raise SpecError(f"GET {url} answered {r.status}")
                     return await _read_capped(r, url)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 # ConnectError naming the endpoint, CertificateError, Timeout, ...
                 raise transport_error(exc, "opening the session", "GET", url) from cause_of(exc)
+
+        return fetch
+
+    def _transport_fetch(self, transport: GuardedTransport) -> Callable[[str], Awaitable[bytes]]:
+        """Document downloads through a caller's transport (``transport=``)."""
+
+        async def fetch(url: str) -> bytes:
+            from . import spec as spec_module
+
+            request = Request("opening the session", "GET", url, self._document_headers())
+            raw = await transport.send(request)
+            if raw.status != 200:
+                raise SpecError(f"GET {url} answered {raw.status}")
+            if len(raw.body) > spec_module.LIMITS.max_bytes:
+                raise SpecError(
+                    f"{url}: the document is larger than {spec_module.LIMITS.max_bytes} bytes"
+                )
+            return raw.body
+
+        return fetch
+
+    def _document_headers(self) -> dict[str, str]:
+        headers = dict(self._anon_headers)
+        headers["Accept"] = "application/yaml, application/json, */*"
+        return headers
+
+    async def _load_spec(self, fetch: Callable[[str], Awaitable[bytes]]) -> SpecDocument:
+        source = self._spec_source
 
         if isinstance(source, str) and source.startswith(("http://", "https://")):
             return await load_remote(
@@ -766,10 +785,30 @@ class Tower(TypedOperations):
 
     @property
     def http(self) -> aiohttp.ClientSession:
-        """The aiohttp ClientSession in use."""
+        """The aiohttp ClientSession in use (TowerError with ``transport=``: there is none)."""
         if self._transport is None:
             raise TowerError("the session is not open: use 'async with Tower(...) as tw'")
+        if isinstance(self._transport, GuardedTransport):
+            raise TowerError("this session sends through its transport= and has no aiohttp session")
         return self._transport.session
+
+    @property
+    def transport(self) -> Transport:
+        """What sends the requests: ``transport=``, or the default
+        :class:`~tower_async.transport.AiohttpTransport` once the session is open."""
+        if isinstance(self._transport, GuardedTransport):
+            return self._transport.inner
+        if self._transport is None:
+            if self._custom_transport is not None:
+                return self._custom_transport
+            raise TowerError("the session is not open: use 'async with Tower(...) as tw'")
+        return self._transport
+
+    @property
+    def clock(self) -> Clock:
+        """The session's clock (``clock=``): retries, waits, log following and bulk launches
+        read time and sleep on it (:mod:`tower_async.clock`)."""
+        return self._clock
 
     @property
     def workspace_id(self) -> int | None:
@@ -976,7 +1015,7 @@ class Tower(TypedOperations):
             )
         return self._interpret(op, request, raw, mode)
 
-    def _facts_for(self, op: Operation, transport: AiohttpTransport) -> _Facts:
+    def _facts_for(self, op: Operation, transport: AiohttpTransport | GuardedTransport) -> _Facts:
         options = self._call_options(op, {})
         never = op.operation_id in NEVER_RESEND
         facts = _Facts(
@@ -997,7 +1036,7 @@ class Tower(TypedOperations):
 
     def _planned(
         self, op: Operation, arguments: dict[str, Any]
-    ) -> tuple[Request, _Facts, Validation, AiohttpTransport] | None:
+    ) -> tuple[Request, _Facts, Validation, AiohttpTransport | GuardedTransport] | None:
         """The planned request of a plain call, or None: it needs the general path."""
         transport = self._transport
         facts = self._facts.get(op.operation_id)
@@ -1038,7 +1077,7 @@ class Tower(TypedOperations):
         options: _CallOptions,
         started: float,
         on_send: Callable[[], Awaitable[None] | None] | None,
-        transport: AiohttpTransport,
+        transport: AiohttpTransport | GuardedTransport,
     ) -> Callable[[], Awaitable[RawResponse]]:
         """One attempt of a call that started at ``started`` on the session's clock."""
         clock = self._clock

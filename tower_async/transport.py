@@ -23,7 +23,7 @@ import math
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import PurePath
 from types import TracebackType
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 from aiohttp.http_exceptions import HttpProcessingError
@@ -41,11 +41,16 @@ from .errors import (
 )
 from .sansio import RawResponse, Request
 
+if TYPE_CHECKING:
+    from .abc import TimeoutLike, Transport
+
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_TIMEOUT",
     "AiohttpTransport",
+    "GuardedTransport",
     "StreamingBody",
+    "TokenOriginCheck",
     "make_timeout",
     "origin_of",
 ]
@@ -216,8 +221,38 @@ def _form_data(request: Request) -> tuple[aiohttp.FormData, list[IO[bytes]]]:
     return form, opened
 
 
+class TokenOriginCheck:
+    """Refuses a request carrying ``Authorization`` for any origin but ``token_origin``
+    (:class:`~tower_async.errors.OriginError`, before anything is sent).  Origins already
+    found good are remembered (up to 16), so the common case is one ``str.find``."""
+
+    __slots__ = ("_checked", "token_origin")
+
+    def __init__(self, token_origin: tuple[str, str, int] | None) -> None:
+        self.token_origin = token_origin
+        self._checked: set[str] = set()
+
+    def check(self, request: Request) -> None:
+        if "Authorization" not in request.headers:
+            return
+        text = request.url
+        end = text.find("/", text.find("//") + 2)
+        prefix = text if end < 0 else text[:end]  # "scheme://authority", memoised when ok
+        if prefix in self._checked:
+            return
+        here = origin_of(text)
+        if self.token_origin is None or here != self.token_origin:
+            raise OriginError(
+                f"{request.operation_id}: refusing to send the access token to "
+                f"{here[0]}://{here[1]}:{here[2]} (not the endpoint's origin); nothing sent"
+            )
+        if len(self._checked) < 16:
+            self._checked.add(prefix)
+
+
 class AiohttpTransport:
-    """Sends requests on one aiohttp ClientSession.
+    """Sends requests on one aiohttp ClientSession (the default
+    :class:`~tower_async.abc.Transport`).
 
     ``token_origin`` is ``(scheme, host, port)`` of the endpoint: a request with an
     ``Authorization`` header for any other origin raises OriginError before anything is sent.
@@ -233,39 +268,33 @@ class AiohttpTransport:
         proxy: str | None = None,
         token_origin: tuple[str, str, int] | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        owns_session: bool = False,
     ) -> None:
         self.session = session
         # aiohttp re-sends an idempotent request once, silently, when a reused keep-alive
         # connection turns out closed.  That second request would skip the rate limiter (a
         # hidden extra call in the token's window), the retry budget and the on_retry hook;
-        # the retry layer already re-sends what is safe, so switch it off (aiohttp's own test
-        # client does the same).
-        if hasattr(session, "_retry_connection"):
-            session._retry_connection = False
+        # the retry layer already re-sends what is safe, so switch it off.  There is no public
+        # way (aiohttp 3.9-3.14): the re-send came in 3.9 (aio-libs/aiohttp#7363) with no
+        # switch at all; 3.11 added the private ``_retry_connection`` for aiohttp's own test
+        # client (#9396), deliberately without a parameter, and 3.12-3.14 (checked: 3.14.5)
+        # still have only that.  On 3.9-3.10 the attribute is absent and the re-send stays.
+        _disable_hidden_resend(session)
         self.timeout = timeout
         self.stream_timeout = stream_timeout
         self.ssl = ssl
         self.proxy = proxy
-        self.token_origin = token_origin
+        self._origin = TokenOriginCheck(token_origin)
         self.max_response_bytes = max_response_bytes
-        self._checked: set[str] = set()
+        self.owns_session = owns_session
+
+    @property
+    def token_origin(self) -> tuple[str, str, int] | None:
+        return self._origin.token_origin
 
     def _url(self, request: Request) -> URL:
         url = URL(request.url, encoded=True)
-        if "Authorization" in request.headers:
-            text = request.url
-            end = text.find("/", text.find("//") + 2)
-            prefix = text if end < 0 else text[:end]  # "scheme://authority", memoised when ok
-            if prefix in self._checked:
-                return url
-            here = origin_of(url)
-            if self.token_origin is None or here != self.token_origin:
-                raise OriginError(
-                    f"{request.operation_id}: refusing to send the access token to "
-                    f"{here[0]}://{here[1]}:{here[2]} (not the endpoint's origin); nothing sent"
-                )
-            if len(self._checked) < 16:
-                self._checked.add(prefix)
+        self._origin.check(request)
         return url
 
     async def send(
@@ -273,12 +302,14 @@ class AiohttpTransport:
         request: Request,
         *,
         stream: bool = False,
-        timeout: aiohttp.ClientTimeout | None = None,
+        timeout: TimeoutLike | None = None,
         idle_timeout: float | None = None,
         total_timeout: float | None = None,
     ) -> RawResponse:
         """One HTTP exchange.  2xx bodies of streaming calls are left unread."""
         url = self._url(request)
+        if timeout is not None and not isinstance(timeout, aiohttp.ClientTimeout):
+            timeout = _client_timeout(timeout)
         if self.session.closed:
             raise _closed(request, processed=False)
         data: Any = request.body
@@ -330,6 +361,11 @@ class AiohttpTransport:
             for fh in opened:
                 fh.close()
 
+    async def close(self) -> None:
+        """Close the aiohttp session if this transport owns it (``owns_session=True``)."""
+        if self.owns_session and not self.session.closed:
+            await self.session.close()
+
     async def _read(self, request: Request, response: aiohttp.ClientResponse) -> bytes:
         """The whole body, decompressed, in chunks: ResponseTooLarge past the cap."""
         limit = self.max_response_bytes
@@ -350,6 +386,79 @@ class AiohttpTransport:
                 )
             chunks.append(chunk)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class GuardedTransport:
+    """A caller's :class:`~tower_async.abc.Transport` (``Tower(transport=...)``) under the
+    rules the aiohttp transport keeps itself: the token only to ``token_origin``
+    (:class:`~tower_async.errors.OriginError`, nothing sent) and buffered bodies at most
+    ``max_response_bytes`` (:class:`~tower_async.errors.ResponseTooLarge`).  Attempts get
+    ``timeout`` (``stream_timeout`` for streams) unless the call sets its own."""
+
+    def __init__(
+        self,
+        inner: Transport,
+        *,
+        token_origin: tuple[str, str, int] | None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+        stream_timeout: aiohttp.ClientTimeout = DEFAULT_STREAM_TIMEOUT,
+    ) -> None:
+        self.inner = inner
+        self.timeout = timeout
+        self.stream_timeout = stream_timeout
+        self.max_response_bytes = max_response_bytes
+        self._origin = TokenOriginCheck(token_origin)
+
+    async def send(
+        self,
+        request: Request,
+        *,
+        stream: bool = False,
+        timeout: TimeoutLike | None = None,
+        idle_timeout: float | None = None,
+        total_timeout: float | None = None,
+    ) -> RawResponse:
+        self._origin.check(request)
+        raw = await self.inner.send(
+            request,
+            stream=stream,
+            timeout=timeout or (self.stream_timeout if stream else self.timeout),
+            idle_timeout=idle_timeout,
+            total_timeout=total_timeout,
+        )
+        if raw.stream is None and len(raw.body) > self.max_response_bytes:
+            raise ResponseTooLarge(
+                request.operation_id,
+                request.method,
+                _public_url(request.url),
+                self.max_response_bytes,
+            )
+        return raw
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    def __repr__(self) -> str:
+        return f"<GuardedTransport {self.inner!r}>"
+
+
+def _disable_hidden_resend(session: aiohttp.ClientSession) -> bool:
+    """Switch off aiohttp's silent re-send of idempotent requests (see
+    :class:`AiohttpTransport`); False when this aiohttp has no switch (3.9, 3.10)."""
+    if not hasattr(session, "_retry_connection"):
+        return False
+    session._retry_connection = False
+    return True
+
+
+def _client_timeout(timeout: TimeoutLike) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(
+        total=timeout.total,
+        connect=timeout.connect,
+        sock_read=timeout.sock_read,
+        sock_connect=timeout.sock_connect,
+    )
 
 
 def origin_of(url: str | URL) -> tuple[str, str, int]:

@@ -10,7 +10,7 @@
         if not result.succeeded:
             wid = await relaunch(tw, wid)         # resumed from its cache
 
-Every helper takes the session first and memoises name lookups in ``tw.cache``.
+Every helper takes the session first and memoises name lookups in ``tw.memo``.
 """
 
 from ._util import AmbiguousName, NameNotFound, ResolutionError
@@ -22,19 +22,19 @@ from .bulk import (
     classify_failure,
     find_runs_named,
 )
+from .dispatch import launch  # the function (the submodule is .launch)
 from .journal import Journal, JournalEntry, LaunchLedger
-from .launch import LaunchSpec, build_launch_request, launch, merge_params
+from .launch import LaunchSpec, build_launch_request, merge_params
 from .logs import follow_log
 from .relaunch import (
     NotResumable,
     RelaunchedRun,
     RelaunchError,
-    RelaunchOutcome,
     derive_run_name,
     relaunch,
-    relaunch_failed,
     relaunch_spec,
 )
+from .relaunch_bulk import RelaunchOutcome, relaunch_failed
 from .resolve import (
     ResolvedPipeline,
     resolve_compute_env,

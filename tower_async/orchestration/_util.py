@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..errors import ResponseValidationError, TowerError
 
 if TYPE_CHECKING:
-    from ..session import Tower
+    from ..abc import SessionLike
 
 __all__ = [
     "AmbiguousName",
@@ -98,15 +98,15 @@ def as_id(value: Any, operation_id: str, where: str) -> int:
     raise _unexpected(operation_id, where, f"expected an integer id, got {value!r:.80}", value)
 
 
-def _memo_table(tw: Tower) -> dict[Hashable, asyncio.Future[Any]]:
-    table = tw.cache.get(_MEMO_KEY)
+def _memo_table(tw: SessionLike) -> dict[Hashable, asyncio.Future[Any]]:
+    table = tw.memo.get(_MEMO_KEY)
     if table is None:
         table = {}
-        tw.cache[_MEMO_KEY] = table
+        tw.memo[_MEMO_KEY] = table
     return table
 
 
-async def memo(tw: Tower, key: Hashable, factory: Callable[[], Awaitable[T]]) -> T:
+async def memo(tw: SessionLike, key: Hashable, factory: Callable[[], Awaitable[T]]) -> T:
     """Resolve ``key`` once per session, even when many tasks ask at the same time.
 
     Concurrent callers share one in-flight lookup; a failed lookup is forgotten so a
@@ -135,7 +135,7 @@ async def memo(tw: Tower, key: Hashable, factory: Callable[[], Awaitable[T]]) ->
 
 
 async def iter_offset_items(
-    tw: Tower,
+    tw: SessionLike,
     operation_id: str,
     key: str,
     *,
@@ -168,7 +168,7 @@ async def iter_offset_items(
 
 
 async def listed_runs(
-    tw: Tower, ws: int | None, wanted: Collection[str], budget: int
+    tw: SessionLike, ws: int | None, wanted: Collection[str], budget: int
 ) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
     """``(id, run)`` for each ``wanted`` run on the workspace's run listing, as found.
 

@@ -70,12 +70,13 @@ from ..errors import (
 )
 from ..observe import bulk_span
 from ._util import iter_offset_items
+from .dispatch import prepare_launch
 from .journal import DONE, FAILED, NOT_SENT, STARTED, UNCERTAIN, Journal, LaunchLedger
-from .launch import LaunchSpec, prepare_launch, send_launch
+from .launch import LaunchSpec, send_launch
 from .resolve import resolve_workspace_id
 
 if TYPE_CHECKING:
-    from ..session import Tower
+    from ..abc import SessionLike
 
 __all__ = [
     "BulkLaunch",
@@ -190,7 +191,7 @@ def classify_failure(exc: BaseException, *, sent: bool = True) -> tuple[bool, st
 
 
 async def find_runs_named(
-    tw: Tower, run_name: str, *, workspace: int | str | None = None, max_pages: int = 20
+    tw: SessionLike, run_name: str, *, workspace: int | str | None = None, max_pages: int = 20
 ) -> list[str]:
     """Ids of the runs whose ``runName`` is exactly ``run_name`` (newest first)."""
     ws = await resolve_workspace_id(tw, workspace)
@@ -243,7 +244,7 @@ class _Runner:
     def reconciling(self, it: _Item) -> bool:
         return self.on_uncertain == "reconcile" and it.findable
 
-    async def launch_one(self, tw: Tower, it: _Item) -> LaunchOutcome:
+    async def launch_one(self, tw: SessionLike, it: _Item) -> LaunchOutcome:
         try:
             return await self._launch(tw, it)
         except asyncio.CancelledError:
@@ -253,7 +254,7 @@ class _Runner:
                 await self.record(it, NOT_SENT)
             raise
 
-    async def lookup(self, tw: Tower, it: _Item, context: str) -> LaunchOutcome | None:
+    async def lookup(self, tw: SessionLike, it: _Item, context: str) -> LaunchOutcome | None:
         """The outcome when the name lookup settles it (found, or cannot look), else None."""
         if not self.reconciling(it):
             return it.out("uncertain", may_have_launched=True, error=f"{context}; {_NO_NAME}")
@@ -270,7 +271,7 @@ class _Runner:
         await self.record(it, DONE, workflow_id=ids[0], reconciled=True)
         return it.out("launched", workflow_id=ids[0], reconciled=True)
 
-    async def _launch(self, tw: Tower, it: _Item) -> LaunchOutcome:
+    async def _launch(self, tw: SessionLike, it: _Item) -> LaunchOutcome:
         if it.doubt:  # an earlier run may have launched it
             settled = await self.lookup(tw, it, "an earlier run may have launched it")
             if settled is not None:
@@ -310,7 +311,7 @@ class _Runner:
                 log.info(
                     "launch %s may have reached the server (%s); looking it up", it.key, reason
                 )
-                await asyncio.sleep(self.reconcile_delay)
+                await tw.clock.sleep(self.reconcile_delay)
                 settled = await self.lookup(tw, it, reason)
                 if settled is not None:
                     return settled
@@ -384,7 +385,7 @@ class BulkLaunch:
 
     def __init__(
         self,
-        sessions: list[Tower],
+        sessions: list[SessionLike],
         specs: Iterable[LaunchSpec] | AsyncIterable[LaunchSpec],
         *,
         concurrency: int,
@@ -548,7 +549,7 @@ class BulkLaunch:
         await self._credits.acquire()
         self._outbox.put_nowait(outcome)
 
-    async def _work(self, session: Tower) -> None:
+    async def _work(self, session: SessionLike) -> None:
         while True:
             item = await self._inbox.get()
             if item is None:
@@ -607,7 +608,7 @@ async def _aiter(items: Iterable[LaunchSpec]) -> Any:
 
 
 def bulk_launch(
-    tw: Tower | Sequence[Tower],
+    tw: SessionLike | Sequence[SessionLike],
     specs: Iterable[LaunchSpec] | AsyncIterable[LaunchSpec],
     *,
     concurrency: int = 16,
@@ -636,7 +637,7 @@ def bulk_launch(
     Bad options raise :class:`~tower_async.errors.RequestValidationError` here.
     """
     _check_options(concurrency, on_uncertain, run_names)
-    sessions: list[Tower] = list(tw) if isinstance(tw, Sequence) else [tw]
+    sessions: list[SessionLike] = list(tw) if isinstance(tw, Sequence) else [tw]
     if not sessions:
         raise RequestValidationError("bulk_launch", [("tw", "no session given")])
     if total is None and isinstance(specs, Sequence):

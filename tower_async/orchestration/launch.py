@@ -23,9 +23,15 @@ from .resolve import (
 )
 
 if TYPE_CHECKING:
-    from ..session import Tower
+    from ..abc import SessionLike
 
-__all__ = ["LaunchSpec", "build_launch_request", "launch", "merge_params", "send_launch"]
+__all__ = [
+    "LaunchSpec",
+    "build_launch_request",
+    "merge_params",
+    "prepare_new_launch",
+    "send_launch",
+]
 
 #: Fields of the saved launch configuration carried into a WorkflowLaunchRequest when the
 #: bound document does not list the request's properties.
@@ -145,7 +151,7 @@ def merge_params(base: str | None, overlay: Mapping[str, Any] | None) -> str | N
     return orjson.dumps(merged).decode()
 
 
-def _request_properties(tw: Tower) -> frozenset[str] | None:
+def _request_properties(tw: SessionLike) -> frozenset[str] | None:
     """Properties of WorkflowLaunchRequest in the bound document, if it says."""
     try:
         schemas = tw.spec.document.get("components", {}).get("schemas", {})
@@ -208,12 +214,11 @@ def build_launch_request(
     return body
 
 
-async def prepare_launch(tw: Tower, spec: LaunchSpec) -> tuple[int | None, dict[str, Any]]:
-    """The workspace id and the ``{"launch": ...}`` body for ``spec`` (resolutions cached)."""
-    if spec.relaunch_of is not None:
-        from .relaunch import prepare_relaunch
-
-        return await prepare_relaunch(tw, spec)
+async def prepare_new_launch(
+    tw: SessionLike, spec: LaunchSpec
+) -> tuple[int | None, dict[str, Any]]:
+    """The workspace id and the ``{"launch": ...}`` body for a spec that is not a relaunch
+    (resolutions cached); :func:`.dispatch.prepare_launch` picks this or a relaunch."""
     ws = await resolve_workspace_id(tw, spec.workspace)
     pipeline = await resolve_pipeline(tw, spec.pipeline, workspace=ws)
     saved = pipeline.launch
@@ -230,28 +235,13 @@ async def prepare_launch(tw: Tower, spec: LaunchSpec) -> tuple[int | None, dict[
     return ws, {"launch": request}
 
 
-async def launch(tw: Tower, spec: LaunchSpec | str | int, **overrides: Any) -> str:
-    """Launch a pipeline by name; returns the new run's ``workflowId``.
-
-    ``launch(tw, "nf-core/rnaseq", params={"input": ...}, run_name="s1", labels=["x"])``
-    or ``launch(tw, LaunchSpec(...))``.  The request is never re-sent unless the server
-    provably did not process it (see ``TransportError.may_have_been_processed``).
-    """
-    if not isinstance(spec, LaunchSpec):
-        spec = LaunchSpec(pipeline=spec, **overrides)
-    elif overrides:
-        spec = LaunchSpec(**{**{f.name: getattr(spec, f.name) for f in fields(spec)}, **overrides})
-    ws, body = await prepare_launch(tw, spec)
-    return await send_launch(tw, ws, body)
-
-
 def _workflow_id(data: Any) -> str | None:
     wid = data.get("workflowId") if isinstance(data, dict) else None
     return wid if isinstance(wid, str) and wid else None
 
 
 async def send_launch(
-    tw: Tower, workspace_id: int | None, body: Mapping[str, Any], **options: Any
+    tw: SessionLike, workspace_id: int | None, body: Mapping[str, Any], **options: Any
 ) -> str:
     """``POST /workflow/launch`` once; the new run's ``workflowId``.
 

@@ -14,38 +14,37 @@ Either way the iterator ends once the run is terminal and the final log has been
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import NotFound, ResponseValidationError
-from ..transport import StreamingBody
+from ..sansio import StreamBody
 from ._util import as_object
 from .resolve import resolve_workspace_id
 from .wait import TERMINAL, _Backoff, _describe
 
 if TYPE_CHECKING:
-    from ..session import Tower
+    from ..abc import SessionLike
 
 __all__ = ["follow_log"]
 
 Method = Literal["auto", "log", "download"]
 
 
-async def _status(tw: Tower, workflow_id: str, ws: int | None) -> str | None:
+async def _status(tw: SessionLike, workflow_id: str, ws: int | None) -> str | None:
     raw = (await _describe(tw, workflow_id, ws)).get("status")
     return str(raw).upper() if raw is not None else None
 
 
 async def _follow_download(
-    tw: Tower, workflow_id: str, ws: int | None, pace: _Backoff
+    tw: SessionLike, workflow_id: str, ws: int | None, pace: _Backoff
 ) -> AsyncIterator[str]:
     seen = 0  # bytes of complete lines already yielded
     while True:
         status = await _status(tw, workflow_id, ws)
         final = status in TERMINAL  # what is downloaded after this is the whole log
         body = await tw.call("DownloadWorkflowLog", workflow_id=workflow_id, workspace_id=ws)
-        if not isinstance(body, StreamingBody):
+        if not isinstance(body, StreamBody):
             raise ResponseValidationError(
                 "DownloadWorkflowLog", 200, [("", "expected a streamed log file")], body
             )
@@ -69,11 +68,11 @@ async def _follow_download(
             if buf:
                 yield buf.decode("utf-8", "replace").rstrip("\r")
             return
-        await asyncio.sleep(pace.next(got > 0))
+        await tw.clock.sleep(pace.next(got > 0))
 
 
 async def _follow_api(
-    tw: Tower, workflow_id: str, ws: int | None, pace: _Backoff, max_length: int | None
+    tw: SessionLike, workflow_id: str, ws: int | None, pace: _Backoff, max_length: int | None
 ) -> AsyncIterator[str]:
     cursor: str | None = None
     while True:
@@ -102,13 +101,13 @@ async def _follow_api(
         if entries and page.get("truncated"):
             pace.next(True)  # more is there already (the page was cut): read on at once
         elif not entries:
-            await asyncio.sleep(pace.next(False))
+            await tw.clock.sleep(pace.next(False))
         elif not final:
-            await asyncio.sleep(pace.next(True))
+            await tw.clock.sleep(pace.next(True))
 
 
 async def follow_log(
-    tw: Tower,
+    tw: SessionLike,
     workflow_id: str,
     *,
     workspace: int | str | None = None,

@@ -1,6 +1,6 @@
 """Names instead of ids: workspaces, pipelines, compute environments and labels.
 
-Every resolution is memoised in ``tw.cache`` (per session), and concurrent callers share
+Every resolution is memoised in ``tw.memo`` (per session), and concurrent callers share
 one lookup, so a thousand launches of ``nf-core/rnaseq`` list the pipelines once.
 Matches are exact; a miss raises :class:`NameNotFound` listing close names, and two exact
 matches raise :class:`AmbiguousName` (never "the first hit").
@@ -24,7 +24,7 @@ from ._util import (
 )
 
 if TYPE_CHECKING:
-    from ..session import Tower
+    from ..abc import SessionLike
 
 __all__ = [
     "ResolvedPipeline",
@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 
-async def user_id(tw: Tower) -> int:
+async def user_id(tw: SessionLike) -> int:
     """The id of the token's user (``GET /user-info``), memoised."""
 
     async def fetch() -> int:
@@ -48,7 +48,7 @@ async def user_id(tw: Tower) -> int:
     return await memo(tw, ("user-id",), fetch)
 
 
-async def resolve_workspace(tw: Tower, workspace: int | str) -> int:
+async def resolve_workspace(tw: SessionLike, workspace: int | str) -> int:
     """``"org/workspace"`` (or an id, as int or digits) -> workspace id.
 
     Uses ``GET /user-info`` then ``GET /user/{userId}/workspaces``; exact match on
@@ -87,7 +87,7 @@ async def resolve_workspace(tw: Tower, workspace: int | str) -> int:
     return await memo(tw, ("workspace", text), fetch)
 
 
-async def resolve_workspace_id(tw: Tower, workspace: int | str | None) -> int | None:
+async def resolve_workspace_id(tw: SessionLike, workspace: int | str | None) -> int | None:
     """``workspace`` resolved, or the session's workspace when None."""
     if workspace is None:
         return tw.workspace_id
@@ -106,7 +106,7 @@ class ResolvedPipeline:
 
 
 async def resolve_pipeline(
-    tw: Tower, pipeline: str | int, *, workspace: int | str | None = None
+    tw: SessionLike, pipeline: str | int, *, workspace: int | str | None = None
 ) -> ResolvedPipeline:
     """A pipeline name (or id) -> its id and launch configuration.
 
@@ -151,7 +151,7 @@ async def resolve_pipeline(
     return await memo(tw, ("pipeline", ws, str(pipeline)), fetch)
 
 
-async def _compute_envs(tw: Tower, ws: int | None) -> list[dict[str, Any]]:
+async def _compute_envs(tw: SessionLike, ws: int | None) -> list[dict[str, Any]]:
     async def fetch() -> list[dict[str, Any]]:
         data = as_object(await tw.call("ListComputeEnvs", workspace_id=ws), "ListComputeEnvs")
         return [dict(e) for e in objects(data, "computeEnvs") if e.get("id") is not None]
@@ -160,7 +160,7 @@ async def _compute_envs(tw: Tower, ws: int | None) -> list[dict[str, Any]]:
 
 
 async def resolve_compute_env(
-    tw: Tower, name: str | None = None, *, workspace: int | str | None = None
+    tw: SessionLike, name: str | None = None, *, workspace: int | str | None = None
 ) -> str:
     """A compute environment name (or id) -> its id; ``None`` -> the primary one."""
     ws = await resolve_workspace_id(tw, workspace)
@@ -195,7 +195,7 @@ def _split_label(label: str) -> tuple[str, str | None]:
 
 
 async def resolve_label(
-    tw: Tower, label: str, *, workspace: int | str | None = None, create: bool = True
+    tw: SessionLike, label: str, *, workspace: int | str | None = None, create: bool = True
 ) -> int:
     """A label (``"name"`` or resource label ``"name=value"``) -> its id.
 
@@ -229,7 +229,7 @@ async def resolve_label(
 
 
 async def resolve_labels(
-    tw: Tower,
+    tw: SessionLike,
     labels: Iterable[str | int],
     *,
     workspace: int | str | None = None,

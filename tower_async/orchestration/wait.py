@@ -13,7 +13,6 @@ request per run, and describes individually only runs the listing did not show.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -23,7 +22,8 @@ from ._util import as_object, listed_runs
 from .resolve import resolve_workspace_id
 
 if TYPE_CHECKING:
-    from ..session import Tower
+    from ..abc import SessionLike
+    from ..clock import Clock
 
 __all__ = ["ACTIVE", "TERMINAL", "RunResult", "WaitTimeout", "wait_for_run", "wait_for_runs"]
 
@@ -101,7 +101,7 @@ class _Backoff:
         return wait
 
 
-async def _describe(tw: Tower, workflow_id: str, ws: int | None) -> dict[str, Any]:
+async def _describe(tw: SessionLike, workflow_id: str, ws: int | None) -> dict[str, Any]:
     data = await tw.call("DescribeWorkflow", workflow_id=workflow_id, workspace_id=ws)
     data = as_object(data, "DescribeWorkflow")
     return dict(as_object(data.get("workflow") or {}, "DescribeWorkflow", "$.workflow"))
@@ -113,19 +113,24 @@ def _status_of(wf: Mapping[str, Any]) -> str | None:
 
 
 def _time_left(
-    deadline: float | None, wait: float, timeout: float | None, message: str, last: dict[str, Any]
+    clock: Clock,
+    deadline: float | None,
+    wait: float,
+    timeout: float | None,
+    message: str,
+    last: dict[str, Any],
 ) -> float:
     """``wait`` cut to what is left before ``deadline``; WaitTimeout once nothing is left."""
     if deadline is None:
         return wait
-    remaining = deadline - time.monotonic()
+    remaining = deadline - clock.monotonic()
     if remaining <= 0:
         raise WaitTimeout(f"{message} after {timeout}s", last)
     return min(wait, remaining)
 
 
 async def wait_for_run(
-    tw: Tower,
+    tw: SessionLike,
     workflow_id: str,
     *,
     until: str | Iterable[str] | None = None,
@@ -144,7 +149,7 @@ async def wait_for_run(
     """
     targets = _targets(until)
     ws = await resolve_workspace_id(tw, workspace)
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = None if timeout is None else tw.clock.monotonic() + timeout
     pace = _Backoff(poll_interval, max_interval, backoff)
     last: str | None = None
     while True:
@@ -158,19 +163,21 @@ async def wait_for_run(
             assert status is not None
             return RunResult(workflow_id, status, wf, unknown_is_failure)
         message = f"run {workflow_id} still {status}"
-        wait = _time_left(deadline, pace.next(changed), timeout, message, {workflow_id: status})
-        await asyncio.sleep(wait)
+        wait = _time_left(
+            tw.clock, deadline, pace.next(changed), timeout, message, {workflow_id: status}
+        )
+        await tw.clock.sleep(wait)
 
 
 async def _list_states(
-    tw: Tower, ws: int | None, pending: set[str], max_pages: int
+    tw: SessionLike, ws: int | None, pending: set[str], max_pages: int
 ) -> dict[str, dict[str, Any]]:
     """States of pending runs from the workspace's run listing (at most ``max_pages``)."""
     return {wid: wf async for wid, wf in listed_runs(tw, ws, pending, max_pages * _PAGE)}
 
 
 async def _poll_round(
-    tw: Tower,
+    tw: SessionLike,
     ws: int | None,
     pending: Collection[str],
     list_threshold: int,
@@ -188,7 +195,7 @@ async def _poll_round(
 
 
 async def wait_for_runs(
-    tw: Tower,
+    tw: SessionLike,
     workflow_ids: Iterable[str],
     *,
     until: str | Iterable[str] | None = None,
@@ -213,7 +220,7 @@ async def wait_for_runs(
     targets = _targets(until)
     ws = await resolve_workspace_id(tw, workspace)
     pending: dict[str, str | None] = dict.fromkeys(workflow_ids)
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = None if timeout is None else tw.clock.monotonic() + timeout
     pace = _Backoff(poll_interval, max_interval, backoff)
     gate = asyncio.Semaphore(concurrency)
 
@@ -238,5 +245,5 @@ async def wait_for_runs(
         if not pending:
             return
         message = f"{len(pending)} run(s) unfinished"
-        wait = _time_left(deadline, pace.next(changed), timeout, message, dict(pending))
-        await asyncio.sleep(wait)
+        wait = _time_left(tw.clock, deadline, pace.next(changed), timeout, message, dict(pending))
+        await tw.clock.sleep(wait)
