@@ -327,39 +327,56 @@ class AiohttpTransport:
                 proxy=self.proxy,
                 allow_redirects=False,
             )
-            try:
-                if stream and 200 <= response.status < 300:
-                    body = StreamingBody(
-                        response,
-                        request.operation_id,
-                        idle_timeout=idle_timeout,
-                        total_timeout=total_timeout,
-                    )
-                    return RawResponse(response.status, response.headers, b"", body)
-                content = await self._read(request, response)
-            except BaseException:
-                response.close()
-                raise
-            response.release()
-            return RawResponse(response.status, response.headers, content)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            if self.session.closed:  # close() while in flight
-                never_sent = isinstance(
-                    exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
-                )
-                raise _closed(request, processed=not never_sent) from None
-            # ConnectError / Timeout / CertificateError / TransportError, with
-            # may_have_been_processed=False only when the connection was never made
-            raise transport_error(
-                exc, request.operation_id, request.method, request.url
-            ) from cause_of(exc)
-        except RuntimeError as exc:
-            if self.session.closed:  # aiohttp: "Session is closed", before anything was sent
-                raise _closed(request, processed=False) from None
-            raise _failed(request, exc, processed=True) from exc
+            return await self._answer(request, response, stream, idle_timeout, total_timeout)
+        except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError) as exc:
+            raise self._failure(request, exc) from (
+                cause_of(exc) if not isinstance(exc, RuntimeError) else exc
+            )
         finally:
             for fh in opened:
                 fh.close()
+
+    async def _answer(
+        self,
+        request: Request,
+        response: aiohttp.ClientResponse,
+        stream: bool,
+        idle_timeout: float | None,
+        total_timeout: float | None,
+    ) -> RawResponse:
+        """The response as a RawResponse: 2xx bodies of streaming calls left unread."""
+        try:
+            if stream and 200 <= response.status < 300:
+                body = StreamingBody(
+                    response,
+                    request.operation_id,
+                    idle_timeout=idle_timeout,
+                    total_timeout=total_timeout,
+                )
+                return RawResponse(response.status, response.headers, b"", body)
+            content = await self._read(request, response)
+        except BaseException:
+            response.close()
+            raise
+        response.release()
+        return RawResponse(response.status, response.headers, content)
+
+    def _failure(
+        self, request: Request, exc: aiohttp.ClientError | asyncio.TimeoutError | RuntimeError
+    ) -> TransportError:
+        """The library's error for an aiohttp failure (or the session closed under it)."""
+        if isinstance(exc, RuntimeError):
+            if self.session.closed:  # aiohttp: "Session is closed", before anything was sent
+                return _closed(request, processed=False)
+            return _failed(request, exc, processed=True)
+        if self.session.closed:  # close() while in flight
+            never_sent = isinstance(
+                exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+            )
+            return _closed(request, processed=not never_sent)
+        # ConnectError / Timeout / CertificateError / TransportError, with
+        # may_have_been_processed=False only when the connection was never made
+        return transport_error(exc, request.operation_id, request.method, request.url)
 
     async def close(self) -> None:
         """Close the aiohttp session if this transport owns it (``owns_session=True``)."""
