@@ -125,7 +125,7 @@ def test_deprecated_spellings_warn_at_the_caller_and_still_work(tmp_path: Path) 
     with pytest.warns(DeprecationWarning, match="verify=") as caught:
         tw = Tower(token="t", endpoint=ENDPOINT, verify_ssl=False)
     assert caught[0].filename == __file__
-    assert tw.config.network.verify is False and tw._ssl is False
+    assert tw.config.network.verify is False and tw._ssl() is False
     ca = tmp_path / "none.pem"
     with pytest.warns(DeprecationWarning, match="verify="), pytest.raises(ConfigurationError):
         Tower(token="t", endpoint=ENDPOINT, ca_file=ca)  # unreadable: a clear error
@@ -137,7 +137,7 @@ def test_deprecated_spellings_warn_at_the_caller_and_still_work(tmp_path: Path) 
 def test_verify_takes_an_ssl_context() -> None:
     context = ssl.create_default_context()
     tw = Tower(token="t", endpoint=ENDPOINT, verify=context)
-    assert tw._ssl is context
+    assert tw._ssl() is context
 
 
 async def test_http_session_and_its_old_name(fake: FakePlatform, tmp_path: Path) -> None:

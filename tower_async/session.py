@@ -549,7 +549,9 @@ class Tower(TypedOperations):
         self._limiter_override = None if isinstance(limiter, str) else limiter
         self._limiter: Limiter | None = None
         self._proxy = net.proxy
-        self._ssl: Any = ssl_option(net.verify)
+        # verify=True: the default context (SSL_CERT_FILE/DIR honoured) is made on first use,
+        # so an http:// session never pays ~20 ms for loading the system's CA store
+        self._ssl_value: Any = None if net.verify is True else ssl_option(net.verify)
         self._set_headers(net.user_agent, net.accept_version)
         self._bound: _Bound | None = None
         self._spec: SpecDocument | None = None
@@ -562,6 +564,16 @@ class Tower(TypedOperations):
         ws = self.workspace
         self._resolved_workspace: int | None = ws if isinstance(ws, int) else None
         self.memo: dict[str, Any] = {}  # per-session memo of the orchestration helpers
+
+    def _ssl(self) -> Any:
+        """aiohttp's ``ssl=`` for this session's ``verify`` (made once, when first needed)."""
+        if self._ssl_value is None:
+            self._ssl_value = ssl_option(True)
+        return self._ssl_value
+
+    def _ssl_for(self, url: str) -> Any:
+        """``ssl=`` for a request to ``url``: nothing to verify for plain http."""
+        return True if url.startswith("http://") and self._ssl_value is None else self._ssl()
 
     def _set_headers(self, user_agent: str | None, accept_version: str | None) -> None:
         base_headers = {
@@ -628,7 +640,7 @@ class Tower(TypedOperations):
             self._proxy = _env_proxy(self.endpoint)
         self._transport = AiohttpTransport(
             http,
-            ssl=self._ssl,
+            ssl=self._ssl_for(self.endpoint),
             proxy=self._proxy,
             token_origin=origin_of(self.endpoint),
             max_response_bytes=self.max_response_bytes,
@@ -688,7 +700,7 @@ class Tower(TypedOperations):
             proxy = _env_proxy(url) if env_proxy else self._proxy
             try:
                 async with http.get(
-                    url, headers=self._document_headers(), ssl=self._ssl, proxy=proxy
+                    url, headers=self._document_headers(), ssl=self._ssl_for(url), proxy=proxy
                 ) as r:
                     if r.status != 200:
                         raise SpecError(f"GET {url} answered {r.status}")
