@@ -183,6 +183,28 @@ async def test_cancelling_a_waiter_propagates_and_leaves_the_bucket_working(
         await limiter.aclose()
 
 
+async def test_cancelling_callers_mid_call_never_hangs(redis_url: str) -> None:
+    """A cancellation landing inside redis-py must still end the task (it was once swallowed
+    there, and a caller looping on acquire() ran on forever)."""
+    limiters = [RedisLimiter(redis_url, new_token(), 1e6) for _ in range(10)]  # never waits
+
+    async def forever(limiter: RedisLimiter) -> None:
+        while True:
+            await limiter.acquire()
+
+    try:
+        for _ in range(5):
+            tasks = [asyncio.create_task(forever(lim)) for lim in limiters for _ in range(2)]
+            await asyncio.sleep(0.05)
+            for task in tasks:
+                task.cancel()
+            done, pending = await asyncio.wait(tasks, timeout=15)
+            assert not pending and all(t.cancelled() for t in done)
+    finally:
+        for limiter in limiters:
+            await limiter.aclose()
+
+
 def test_bad_limiter_options_fail_before_any_request() -> None:
     with pytest.raises(ValueError, match=r"Tower\(limiter\).*not a Redis URL"):
         Tower(token="t", limiter="http://example.org")

@@ -22,9 +22,13 @@ by since the last release from *any* client (the capacity-1 shape of
 :mod:`tower_async.ratelimit`: no 1 s window holds more than the limit).  Otherwise it answers
 how long to wait; the client sleeps that long on its own loop and asks again.  A release is
 stamped when Redis grants it, never reserved ahead, so a late or cancelled client costs
-nothing: a slow process lowers its own rate, it cannot bunch calls.  Per process and loop one
-task at a time asks Redis (the others queue locally), so N processes cost about N script calls
-per release.
+nothing: a slow process lowers its own rate, it cannot bunch calls.  One refinement keeps the
+schedule from drifting by each waiter's wake-up lag (the event loop's 1 ms timer granularity
+plus a round trip, which cost ~4 % of the rate): a turn taken at most ``tolerance`` (2 ms)
+after it opened is stamped at the time it opened.  So any ``L + 1`` releases span at least
+``1 s + margin - tolerance`` (1.018 s by default) instead of ``1 s + margin``.  Per process
+and loop one task at a time asks Redis (the others queue locally), so N processes cost about
+N script calls per release.
 
 The key is ``tower-async:rl:<SHA-256 of the token>`` (a hash and a list); the token never
 leaves the process.  Both expire an hour after the last use.
@@ -52,9 +56,10 @@ layer absorbs.  In a URL: ``redis://host:6379/0?on_unavailable=local``.
 
 Waits are bounded: each sleep is at most one interval, and a caller that did not get a turn
 within ``max_wait`` seconds (default 300) gets :class:`LimiterUnavailable`.  Cancelling a
-waiting task propagates at once; if the cancellation lands while a script call is in flight,
-Redis may have granted that call a turn that is then not used (a lost slot, never an extra
-call).
+waiting task propagates at once, always (redis-py calls are shielded and left to finish: a
+cancellation landing inside redis-py could be swallowed); if it lands while a script call is
+in flight, Redis may have granted that call a turn that is then not used (a lost slot, never
+an extra call).
 """
 
 from __future__ import annotations
@@ -66,7 +71,8 @@ import math
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .errors import TowerError
@@ -83,12 +89,14 @@ __all__ = [
     "check_redis_url",
     "limiter_from_url",
     "redis_location",
+    "shielded",
 ]
 
 logger = logging.getLogger("tower_async.ratelimit")
 
 SCHEMES = ("redis", "rediss", "unix")
 OnUnavailable = Literal["fail", "local"]
+T = TypeVar("T")
 
 
 class LimiterUnavailable(TowerError):
@@ -118,6 +126,23 @@ def check_redis_url(url: str, *, where: str = "limiter") -> None:
         )
 
 
+def _settle(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: a late failure of an abandoned call is not an error
+
+
+async def shielded(call: Awaitable[T], pending: set[asyncio.Task[Any]]) -> T:
+    """Await a redis-py call so that cancelling the caller raises ``CancelledError`` at once,
+    always: a cancellation that lands mid-command can be swallowed inside redis-py (seen with
+    redis-py 8.1: the task went on as if not cancelled).  The command itself finishes in the
+    background, bounded by the socket timeout; ``pending`` keeps a reference until then."""
+    task = asyncio.ensure_future(call)
+    pending.add(task)
+    task.add_done_callback(pending.discard)
+    task.add_done_callback(_settle)
+    return await asyncio.shield(task)
+
+
 def connect(url: str, timeout: float) -> Redis:
     """A redis-py asyncio client for ``url`` whose every call is bounded by ``timeout``."""
     try:
@@ -141,7 +166,7 @@ def connect(url: str, timeout: float) -> Redis:
 # KEYS[1]: the state hash; KEYS[2]: the list of recent success times.
 # ARGV: op ("acquire" | "throttled"), limit, margin, adaptive (0/1), successes to record,
 #       retry_after ("" = none), saturated (0/1), factor, deepest, minimum, step,
-#       recover_after, window, ttl_ms.
+#       recover_after, window, ttl_ms, tolerance.
 # Returns {seconds to wait ("0" = go), rate in force} as strings (Lua numbers would be
 # truncated to integers on the way out).
 _SCRIPT = """
@@ -197,8 +222,15 @@ if op == 'throttled' then
     if new < rate then rate = new end
   end
 else
-  wait = last + (1 + margin) / rate - now
-  if wait <= 0 then last, wait = now, 0 else queued = now end
+  local slot = last + (1 + margin) / rate
+  wait = slot - now
+  if wait > 0 then
+    queued = now
+  else
+    -- a turn taken at most `tolerance` late keeps the schedule (no drift); later, it restarts
+    if -wait <= tonumber(ARGV[15]) then last = slot else last = now end
+    wait = 0
+  end
 end
 redis.call('HSET', KEYS[1], 'limit', f(limit), 'rate', f(rate), 'last', f(last),
            'changed', f(changed), 'hold', f(hold), 'patience', f(patience),
@@ -241,6 +273,7 @@ class RedisLimiter:
         timeout: float = 2.0,
         max_wait: float = 300.0,
         retry_after: float = 5.0,
+        tolerance: float = 0.002,
         prefix: str = "tower-async:rl:",
     ) -> None:
         check_redis_url(url)
@@ -250,8 +283,10 @@ class RedisLimiter:
             raise ValueError(
                 f"RedisLimiter: on_unavailable must be 'fail' or 'local', not {on_unavailable!r}"
             )
-        if not (timeout > 0 and max_wait > 0 and retry_after >= 0 and margin >= 0):
-            raise ValueError("RedisLimiter: timeout and max_wait must be > 0, margin >= 0")
+        if not (timeout > 0 and max_wait > 0 and retry_after >= 0 and 0 <= tolerance < margin):
+            raise ValueError(
+                "RedisLimiter: timeout and max_wait must be > 0, 0 <= tolerance < margin"
+            )
         self._url = url
         self.location = redis_location(url)
         self.key = token_key(token)
@@ -263,6 +298,7 @@ class RedisLimiter:
         self._timeout = timeout
         self._max_wait = max_wait
         self._retry_after = retry_after
+        self._tolerance = tolerance
         rules = AdaptiveRate(rate)
         self._rules = [
             str(x)
@@ -285,6 +321,7 @@ class RedisLimiter:
         self._waiting = 0
         self._local_until = -math.inf
         self._reports: set[asyncio.Task[None]] = set()
+        self._inflight: set[asyncio.Task[Any]] = set()
 
     # -- Limiter ---------------------------------------------------------------------------
 
@@ -348,9 +385,10 @@ class RedisLimiter:
             "1" if saturated else "0",
             *self._rules,
             3_600_000,
+            repr(self._tolerance),
         ]
         try:
-            wait, rate = await part.script(keys=self._keys, args=args)
+            wait, rate = await shielded(part.script(keys=self._keys, args=args), self._inflight)
         except (RedisError, OSError) as exc:
             raise LimiterUnavailable(
                 f"rate limiter: Redis at {self.location} is unavailable "
@@ -415,6 +453,8 @@ class RedisLimiter:
         """Close the Redis connections of the running loop (others close with their loop)."""
         for task in list(self._reports):
             task.cancel()
+        if self._inflight:  # abandoned calls of cancelled callers: bounded by the timeout
+            await asyncio.wait(list(self._inflight), timeout=self._timeout)
         part = self._parts.pop(asyncio.get_running_loop(), None)
         if part is not None:
             await part.client.aclose()

@@ -50,7 +50,10 @@ ledger object; the journal backend protocol is being designed separately):
    ``claim(..., uncertain_ok=True)``, so the survivors finish a crashed worker's items;
 4. ``close()``.
 
-Owners are free-form strings (``f"{hostname}:{pid}:{uuid4().hex[:8]}"``).  Redis errors
+A cancelled call raises ``CancelledError`` at once; the Redis command finishes in the
+background (a claim may then be taken without the caller knowing: its lease expires after
+``ttl`` and :meth:`~RedisLedger.expire_claims` reports it as uncertain).  Owners are
+free-form strings (``f"{hostname}:{pid}:{uuid4().hex[:8]}"``).  Redis errors
 raise :class:`LedgerUnavailable` naming the operation and the server (never a hang: every
 call is bounded by ``timeout``).  The ledger stores item keys, run names and workflowIds,
 never a token.
@@ -70,7 +73,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import orjson
 
 from ..errors import TowerError
-from ..ratelimit_redis import check_redis_url, connect, redis_location
+from ..ratelimit_redis import check_redis_url, connect, redis_location, shielded
 from .journal import JournalEntry
 
 if TYPE_CHECKING:
@@ -199,6 +202,7 @@ class RedisLedger:
         self.entries: dict[str, LedgerEntry] = {}
         self._client: Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
+        self._pending: set[asyncio.Task[Any]] = set()
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisLedger:
@@ -232,6 +236,8 @@ class RedisLedger:
 
     async def close(self) -> None:
         client, self._client = self._client, None
+        if self._pending:  # calls abandoned by cancelled callers, bounded by the timeout
+            await asyncio.wait(list(self._pending), timeout=self._timeout)
         if client is not None:
             await client.aclose()
 
@@ -352,7 +358,7 @@ class RedisLedger:
         from redis.exceptions import RedisError
 
         try:
-            return await call
+            return await shielded(call, self._pending)
         except (RedisError, OSError) as exc:
             raise LedgerUnavailable(
                 f"ledger {self.name!r}: {operation} failed, Redis at {self.location} is "
