@@ -72,6 +72,7 @@ from ..observe import bulk_span
 from ._util import iter_offset_items
 from .journal import DONE, FAILED, NOT_SENT, STARTED, UNCERTAIN, Journal, LaunchLedger
 from .launch import LaunchSpec, prepare_launch, send_launch
+from .ledger_backends import ClaimLost
 from .resolve import resolve_workspace_id
 
 if TYPE_CHECKING:
@@ -297,6 +298,8 @@ class _Runner:
                 workflow_id = await send_launch(tw, ws, body, on_send=on_send)
             except (asyncio.CancelledError, JournalError):
                 raise
+            except ClaimLost as exc:  # a shared ledger gave the item to another worker
+                return it.out("skipped", error=str(exc))
             except Exception as exc:
                 maybe, reason = classify_failure(exc, sent=it.sent)
                 it.sent = False
