@@ -73,6 +73,7 @@ from ._util import iter_offset_items
 from .dispatch import prepare_launch
 from .journal import DONE, FAILED, NOT_SENT, STARTED, UNCERTAIN, Journal, LaunchLedger
 from .launch import LaunchSpec, send_launch
+from .ledger_backends import ClaimLost
 from .resolve import resolve_workspace_id
 
 if TYPE_CHECKING:
@@ -298,6 +299,8 @@ class _Runner:
                 workflow_id = await send_launch(tw, ws, body, on_send=on_send)
             except (asyncio.CancelledError, JournalError):
                 raise
+            except ClaimLost as exc:  # a shared ledger gave the item to another worker
+                return it.out("skipped", error=str(exc))
             except Exception as exc:
                 maybe, reason = classify_failure(exc, sent=it.sent)
                 it.sent = False
@@ -607,6 +610,22 @@ async def _aiter(items: Iterable[LaunchSpec]) -> Any:
         yield item
 
 
+def _make_ledger(
+    journal: str | os.PathLike[str] | LaunchLedger | None, fsync: bool
+) -> LaunchLedger | None:
+    """``journal=`` as a ledger: a Redis URL (shared by processes), or a local file."""
+    if journal is None or isinstance(journal, LaunchLedger):
+        return journal
+    if isinstance(journal, str) and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", journal):
+        from .ledger_backends import ledger_from_url
+
+        try:
+            return ledger_from_url(journal)
+        except ValueError as exc:
+            raise RequestValidationError("bulk_launch", [("journal", str(exc))]) from None
+    return Journal(journal, fsync=fsync)
+
+
 def bulk_launch(
     tw: SessionLike | Sequence[SessionLike],
     specs: Iterable[LaunchSpec] | AsyncIterable[LaunchSpec],
@@ -630,7 +649,11 @@ def bulk_launch(
     same input, so the launches spread over the tokens' buckets.  ``journal`` (a path, a
     :class:`Journal` or another :class:`LaunchLedger`; opened and locked here if not open,
     and then closed here) makes a rerun skip what is done and settle what is in doubt;
-    ``fsync`` applies to a path.  ``on_uncertain``/``reconcile_delay``/``relaunches``: see
+    ``fsync`` applies to a path.  ``journal="redis://host:6379/0?ledger=NAME"`` (or a
+    :class:`~tower_async.orchestration.ledger_backends.RedisLaunchLedger`) is a ledger shared
+    by every process and host that runs this launch: each item is launched by one of them
+    (the others skip it), a crashed worker's items are reconciled by the others.
+    ``on_uncertain``/``reconcile_delay``/``relaunches``: see
     the module doc.  ``run_names`` gives items without a run name one, from their journal
     key: a template (``"bulk-{digest}"``, ``"{key}"``) or a callable ``key -> name``.
     ``progress_bar=True`` shows a tqdm bar (extra ``progress``; ``None``: when a terminal).
@@ -642,11 +665,7 @@ def bulk_launch(
         raise RequestValidationError("bulk_launch", [("tw", "no session given")])
     if total is None and isinstance(specs, Sequence):
         total = len(specs)
-    ledger: LaunchLedger | None
-    if journal is None or isinstance(journal, LaunchLedger):
-        ledger = journal
-    else:
-        ledger = Journal(journal, fsync=fsync)
+    ledger = _make_ledger(journal, fsync)
     return BulkLaunch(
         sessions,
         specs,

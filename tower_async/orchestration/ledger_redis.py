@@ -84,7 +84,7 @@ __all__ = ["STATUSES", "LedgerEntry", "LedgerUnavailable", "RedisLedger"]
 
 logger = logging.getLogger("tower_async.orchestration.ledger")
 
-STATUSES = ("started", "launched", "failed", "uncertain")
+STATUSES = ("started", "launched", "failed", "uncertain", "not_sent")
 
 
 class LedgerUnavailable(TowerError):
@@ -173,6 +173,73 @@ end
 return out
 """
 
+# -- for bulk_launch (ledger_backends.RedisLaunchLedger) --------------------------------------
+
+# KEYS: entries hash, claim key, inflight set.  ARGV: item key.  Returns {raw or false, held}:
+# a 'started' item whose lease is gone becomes 'uncertain' first (as _EXPIRE does).
+_INSPECT = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return {false, 0} end
+local e = cjson.decode(raw)
+if e.status ~= 'started' then return {raw, 0} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {raw, 1} end
+e.status = 'uncertain'
+e.error = 'the worker that claimed it stopped before recording an outcome'
+raw = cjson.encode(e)
+redis.call('HSET', KEYS[1], ARGV[1], raw)
+redis.call('SREM', KEYS[3], ARGV[1])
+return {raw, 0}
+"""
+
+# KEYS: entries hash, claim key, inflight set.  ARGV: item key, owner, ttl ms, entry JSON.
+# The request is about to be sent: 1 when the lease is still the owner's and the item is not
+# launched (the entry is rewritten and the lease renewed), else 0 (do not send).
+_SENDING = """
+if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if raw and cjson.decode(raw).status == 'launched' then return 0 end
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+redis.call('SADD', KEYS[3], ARGV[1])
+return 1
+"""
+
+# KEYS: entries hash, claim key, inflight set.  ARGV: item key, owner, entry JSON, status.
+# An outcome from ``owner``: 'launched' always lands (unless launched already); any other
+# status only while the owner holds the lease (or its lapsed lease was not taken by anyone).
+# Returns the JSON now stored, or false.
+_RESOLVE = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+local holder = redis.call('GET', KEYS[2])
+local prev = raw and cjson.decode(raw)
+if prev and prev.status == 'launched' then
+  if holder == ARGV[2] then redis.call('DEL', KEYS[2]) end
+  return raw
+end
+if ARGV[4] ~= 'launched' then
+  if holder ~= ARGV[2] and not (holder == false and prev and prev.owner == ARGV[2]) then
+    return raw
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+if holder == ARGV[2] then redis.call('DEL', KEYS[2]) end
+redis.call('SREM', KEYS[3], ARGV[1])
+return ARGV[3]
+"""
+
+# KEYS: claim keys.  ARGV: owner, ttl ms.  Renews the owner's leases; returns the lost ones.
+_BEAT_MANY = """
+local lost = {}
+for _, k in ipairs(KEYS) do
+  if redis.call('GET', k) == ARGV[1] then
+    redis.call('PEXPIRE', k, ARGV[2])
+  else
+    table.insert(lost, k)
+  end
+end
+return lost
+"""
+
 
 class RedisLedger:
     """A launch ledger in Redis shared by every process that opens the same ``url`` and
@@ -218,8 +285,8 @@ class RedisLedger:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def open(self) -> dict[str, LedgerEntry]:
-        """Connect (on the running loop) and load :attr:`entries`."""
+    async def open(self, *, load: bool = True) -> dict[str, LedgerEntry]:
+        """Connect (on the running loop) and load :attr:`entries` (unless ``load=False``)."""
         if self._client is None:
             client = connect(self.url, self._timeout)
             self._scripts = {
@@ -229,10 +296,14 @@ class RedisLedger:
                     ("record", _RECORD),
                     ("heartbeat", _HEARTBEAT),
                     ("expire", _EXPIRE),
+                    ("inspect", _INSPECT),
+                    ("sending", _SENDING),
+                    ("resolve", _RESOLVE),
+                    ("beat_many", _BEAT_MANY),
                 )
             }
             self._client = client
-        return await self.refresh()
+        return await self.refresh() if load else self.entries
 
     async def close(self) -> None:
         client, self._client = self._client, None
@@ -343,6 +414,52 @@ class RedisLedger:
                                   [self._claim_prefix])  # fmt: skip
         return sorted(keys)
 
+    # -- fenced by the owner (bulk_launch) ---------------------------------------------------
+
+    async def inspect(self, key: str) -> tuple[LedgerEntry | None, bool]:
+        """``(entry, held)``: the last word on ``key`` and whether a live lease holds it; an
+        item whose worker died (``started``, lease gone) is turned ``uncertain`` first."""
+        keys = [self._entries_key, self._claim_prefix + key, self._inflight_key]
+        raw, held = await self._script("inspect", keys, [key])
+        entry = None if not raw else LedgerEntry.from_json(key, _text(raw))
+        return entry, bool(held)
+
+    async def mark_sending(
+        self, key: str, owner: str, ttl: float, *, run_name: str | None = None
+    ) -> bool:
+        """Right before the launch request goes out: True (acknowledged by Redis) when
+        ``owner`` still holds ``key`` and it is not launched, else False - do not send."""
+        _check_claim(key, owner, ttl)
+        body = _body({"status": "started", "runName": run_name, "owner": owner})
+        keys = [self._entries_key, self._claim_prefix + key, self._inflight_key]
+        return bool(await self._script("sending", keys, [key, owner, _ms(ttl), body]))
+
+    async def resolve(
+        self, key: str, status: str, owner: str, **fields: str | None
+    ) -> LedgerEntry | None:
+        """:meth:`record` fenced by the lease: a status other than ``launched`` lands only
+        while ``owner`` holds ``key`` (or held it and nobody took it since).  Returns what
+        the ledger now holds (None: nothing)."""
+        if status not in STATUSES or status == "started":
+            raise ValueError(f"RedisLedger.resolve(status) must be an outcome: {status!r}")
+        _check_claim(key, owner, 1.0)
+        body = _body({"status": status, "workflowId": fields.get("workflow_id"),
+                      "runName": fields.get("run_name"), "error": fields.get("error"),
+                      "owner": owner})  # fmt: skip
+        keys = [self._entries_key, self._claim_prefix + key, self._inflight_key]
+        stored = await self._script("resolve", keys, [key, owner, body, status])
+        return None if not stored else LedgerEntry.from_json(key, _text(stored))
+
+    async def heartbeat_many(self, keys: list[str], owner: str, ttl: float) -> list[str]:
+        """Renew ``owner``'s leases on ``keys``; returns the keys whose lease was lost."""
+        if not keys:
+            return []
+        _check_claim(keys[0], owner, ttl)
+        claim_keys = [self._claim_prefix + k for k in keys]
+        lost = await self._script("beat_many", claim_keys, [owner, _ms(ttl)])
+        cut = len(self._claim_prefix)
+        return [_text(k)[cut:] for k in lost]
+
     # -- plumbing --------------------------------------------------------------------------
 
     def _need(self) -> Redis:
@@ -368,6 +485,14 @@ class RedisLedger:
     def __repr__(self) -> str:
         state = "open" if self._client is not None else "closed"
         return f"<RedisLedger {self.name!r} at {self.location} {state}>"
+
+
+def _body(entry: dict[str, str | None]) -> str:
+    return orjson.dumps({k: v for k, v in entry.items() if v is not None}).decode()
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _ms(seconds: float) -> int:

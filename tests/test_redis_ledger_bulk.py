@@ -1,0 +1,149 @@
+"""bulk_launch on a shared Redis ledger: 3 processes over one input launch each item exactly
+once (the standalone fake's run list by run name), also when one of them is SIGKILLed midway
+and the others (rerun once its lease lapsed) finish its items."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .test_bulk_kill import Fake, _env, _start_fake, wait_for_line
+
+REPO = Path(__file__).resolve().parents[1]
+CHILD = REPO / "tests" / "bulk_child.py"
+ITEMS = 300
+LEASE = 2.0
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[Fake]:
+    yield from _start_fake()
+
+
+def worker(fake: Fake, ledger: str, prefix: str, cache: Path) -> subprocess.Popen[str]:
+    cmd = [sys.executable, str(CHILD), "--url", fake.url, "--token", fake.token]
+    cmd += ["--journal", ledger, "--prefix", prefix, "--cache", str(cache)]
+    cmd += ["--items", str(ITEMS), "--concurrency", "8", "--rate", "150"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=_env(), cwd=REPO)
+
+
+def shared(redis_url: str, tag: str) -> tuple[str, str]:
+    """A fresh run-name prefix and a ledger URL named after it, with a short lease."""
+    prefix = f"{tag}{secrets.token_hex(3)}"
+    return prefix, f"{redis_url}?ledger={prefix}&lease={LEASE}"
+
+
+def finish(procs: list[subprocess.Popen[str]]) -> list[tuple[int, str]]:
+    return [(p.wait(timeout=60), p.communicate(timeout=60)[0]) for p in procs]
+
+
+def assert_exactly_once(fake: Fake, prefix: str) -> None:
+    runs = fake.runs_named(f"{prefix}-")
+    assert set(runs) == {f"{prefix}-{i:04d}" for i in range(ITEMS)}  # nothing lost
+    assert set(runs.values()) == {1}, {n: c for n, c in runs.items() if c > 1}  # none twice
+
+
+@pytest.mark.timeout(90)
+def test_three_processes_launch_each_item_exactly_once(
+    fake: Fake, redis_url: str, tmp_path: Path
+) -> None:
+    prefix, ledger = shared(redis_url, "rl")
+    results = finish([worker(fake, ledger, prefix, tmp_path) for _ in range(3)])
+    assert all("ERROR" not in out for _, out in results), results
+    assert_exactly_once(fake, prefix)
+    # the work was shared: each process launched some, and skipped the others' items
+    launched = [out.count('"launched"') for _, out in results]
+    assert all(launched), results
+
+
+@pytest.mark.timeout(90)
+def test_a_killed_worker_s_items_are_resolved_by_the_others(
+    fake: Fake, redis_url: str, tmp_path: Path
+) -> None:
+    prefix, ledger = shared(redis_url, "rk")
+    victim = worker(fake, ledger, prefix, tmp_path)
+    wait_for_line(victim, "FIRST")
+    others = [worker(fake, ledger, prefix, tmp_path) for _ in range(2)]
+    time.sleep(0.3)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+    results = finish(others)
+    assert all("ERROR" not in out for _, out in results), results
+    for _ in range(4):  # after the victim's lease lapsed, rerun until every item has a run
+        if all(code == 0 for code, _ in results):
+            break
+        time.sleep(LEASE + 0.5)
+        results = finish([worker(fake, ledger, prefix, tmp_path) for _ in range(2)])
+    assert all(code == 0 for code, _ in results), results
+    assert_exactly_once(fake, prefix)
+
+
+# -- the adapter against the real redis-server, in-process ------------------------------------
+
+
+async def test_adapter_claims_skips_live_claims_and_settles_dead_ones(redis_url: str) -> None:
+    from tower_async.orchestration.ledger_backends import ClaimLost, RedisLaunchLedger
+    from tower_async.orchestration.ledger_redis import RedisLedger
+
+    name = f"unit-{secrets.token_hex(4)}"
+    a = RedisLaunchLedger(RedisLedger(redis_url, name), lease=0.4, owner="a")
+    b = RedisLaunchLedger(RedisLedger(redis_url, name), lease=0.4, owner="b")
+    await a.acquire()
+    await b.acquire()  # not exclusive
+    try:
+        assert await a.lookup("k1") is None and await a.claim("k1")
+        seen = await b.lookup("k1")
+        assert seen is not None and seen.status == "claimed" and not await b.claim("k1")
+        await a.append("k1", "started", run_name="r1", durable=True)
+        await asyncio.sleep(0.8)  # a's heartbeat keeps the lease beyond `lease`
+        held = await b.lookup("k1")
+        assert held is not None and held.status == "claimed"
+        await a.append("k1", "launched", workflow_id="wf1", run_name="r1")
+        done = await b.lookup("k1")
+        assert done is not None and (done.status, done.workflow_id) == ("launched", "wf1")
+        assert not await b.claim("k1")
+        # a worker that stops heartbeating (as if killed): its item turns uncertain
+        assert await a.lookup("k2") is None and await a.claim("k2")
+        a._held.clear()  # no more heartbeats for k2
+        await asyncio.sleep(0.6)
+        doubt = await b.lookup("k2")
+        assert doubt is not None and doubt.in_doubt and await b.claim("k2")
+        # a's lease is gone: it may not send, and its late outcome does not land
+        with pytest.raises(ClaimLost, match="k2"):
+            await a.append("k2", "started", run_name="r2", durable=True)
+        await a.append("k2", "failed", error="late")
+        entry, held2 = await b.ledger.inspect("k2")
+        assert entry is not None and entry.status == "started" and entry.owner == "b" and held2
+    finally:
+        await a.release()
+        await b.release()  # gives k2 back, still in doubt
+    check = RedisLedger(redis_url, name)
+    entries = await check.open()
+    await check.close()
+    assert entries["k2"].status == "uncertain"
+
+
+def test_a_bad_ledger_url_is_refused_before_anything_is_sent() -> None:
+    from tower_async import Tower
+    from tower_async.errors import RequestValidationError
+    from tower_async.orchestration import bulk_launch
+
+    tw = Tower(token="t", endpoint="http://127.0.0.1:9")
+    for url, word in [
+        ("redis://127.0.0.1:6379/0", "ledger=NAME"),
+        ("redis://127.0.0.1:6379/0?ledger=x&lease=soon", "lease"),
+        ("redis://127.0.0.1:6379/0?ledger=x&lease=0", "lease"),
+        ("http://example/0?ledger=x", "Redis URL"),
+    ]:
+        with pytest.raises(RequestValidationError, match=word):
+            bulk_launch(tw, [], journal=url)
