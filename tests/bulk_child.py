@@ -32,12 +32,15 @@ def specs(prefix: str, items: int, named: bool) -> Iterator[LaunchSpec]:
 
 async def main(args: argparse.Namespace) -> int:
     counts: Counter[str] = Counter()
+    throttled: list[int] = []
     async with Tower(
         token=args.token,
         endpoint=args.url,
         workspace="my-org/production",
         cache_dir=args.cache,
         rate_limit=args.rate,
+        limiter=args.limiter,  # a redis:// URL: one bucket shared by every child
+        on_retry=lambda event: throttled.append(1) if event.status == 429 else None,
     ) as tw:
         print("READY", flush=True)
         async with bulk_launch(
@@ -53,6 +56,7 @@ async def main(args: argparse.Namespace) -> int:
                 counts[outcome.status] += 1
                 counts["ok" if outcome.ok else "not_ok"] += 1
     print("RESULT " + orjson.dumps(counts).decode(), flush=True)
+    print(f"THROTTLED {len(throttled)}", flush=True)
     return 0 if counts["not_ok"] == 0 else 3
 
 
@@ -66,6 +70,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--rate", type=float, default=400.0)
     p.add_argument("--cache", default=None)
+    p.add_argument("--limiter", default=None)
     p.add_argument("--derive-names", action="store_true")
     return p.parse_args(argv)
 

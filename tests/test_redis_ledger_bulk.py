@@ -30,10 +30,24 @@ def fake() -> Iterator[Fake]:
     yield from _start_fake()
 
 
-def worker(fake: Fake, ledger: str, prefix: str, cache: Path) -> subprocess.Popen[str]:
+@pytest.fixture(scope="module")
+def strict_fake() -> Iterator[Fake]:
+    """The fake at the Platform's strict 20 calls/s per token (sliding 1 s window)."""
+    yield from _start_fake("--rate-limit", "20")
+
+
+def worker(
+    fake: Fake,
+    ledger: str,
+    prefix: str,
+    cache: Path,
+    *,
+    items: int = ITEMS,
+    limiter: tuple[str, ...] = ("--rate", "150"),
+) -> subprocess.Popen[str]:
     cmd = [sys.executable, str(CHILD), "--url", fake.url, "--token", fake.token]
     cmd += ["--journal", ledger, "--prefix", prefix, "--cache", str(cache)]
-    cmd += ["--items", str(ITEMS), "--concurrency", "8", "--rate", "150"]
+    cmd += ["--items", str(items), "--concurrency", "8", *limiter]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=_env(), cwd=REPO)
 
 
@@ -64,6 +78,29 @@ def test_three_processes_launch_each_item_exactly_once(
     # the work was shared: each process launched some, and skipped the others' items
     launched = [out.count('"launched"') for _, out in results]
     assert all(launched), results
+
+
+@pytest.mark.timeout(120)
+def test_three_processes_at_the_strict_limit_share_the_token_and_the_ledger(
+    strict_fake: Fake, redis_url: str, tmp_path: Path
+) -> None:
+    """One token, three processes, the fake at 20/s: the Redis limiter keeps them under it
+    (no 429) and the Redis ledger makes each item launched exactly once."""
+    items = 120
+    prefix, ledger = shared(redis_url, "rs")
+    shared_bucket = ("--rate", "20", "--limiter", redis_url)
+    procs = [
+        worker(strict_fake, ledger, prefix, tmp_path, items=items, limiter=shared_bucket)
+        for _ in range(3)
+    ]
+    results = finish(procs)
+    # (a child exits 3 when it skipped items another one had claimed: expected here)
+    assert all("ERROR" not in out and "RESULT" in out for _, out in results), results
+    time.sleep(1.1)  # the token's 1 s window empties before the test reads the run list itself
+    runs = strict_fake.runs_named(f"{prefix}-")
+    assert set(runs) == {f"{prefix}-{i:04d}" for i in range(items)}
+    assert set(runs.values()) == {1}
+    assert all("THROTTLED 0" in out for _, out in results), results  # no 429 at all
 
 
 @pytest.mark.timeout(90)
