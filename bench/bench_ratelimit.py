@@ -279,7 +279,8 @@ async def acquire_cost(redis_url: str, calls: int = 2000) -> tuple[float, float]
     results: list[list[float]] = [[], []]
     try:
         for _ in range(5):
-            for i, limiter in enumerate((local, shared)):
+            limiters: tuple[AiolimiterLimiter | RedisLimiter, ...] = (local, shared)
+            for i, limiter in enumerate(limiters):
                 t0 = time.perf_counter()
                 for _ in range(calls):
                     await limiter.acquire()

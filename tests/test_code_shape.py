@@ -36,6 +36,8 @@ def code_lines(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
     assert fn.end_lineno is not None
     lines = set(range(fn.lineno, fn.end_lineno + 1))
     for node in ast.walk(fn):
+        if not isinstance(node, ast.expr):
+            continue
         if _is_data(node) and node.end_lineno is not None and node.end_lineno - node.lineno >= 2:
             lines -= set(range(node.lineno + 1, node.end_lineno + 1))  # keep the opening line
     return len(lines)

@@ -30,7 +30,7 @@ from .conftest import REPO, spec_path
 TOKEN = "hostile-doc-token-5b7e"
 
 
-def _doc(paths: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+def _doc(paths: dict[str, Any] | None = None, /, **extra: Any) -> dict[str, Any]:
     """A small valid OpenAPI 3.0 document with one GET /ping unless ``paths`` is given."""
     if paths is None:
         paths = {"/ping": _get("GetPing")}

@@ -204,7 +204,7 @@ async def test_the_default_cap_and_small_bodies(tmp_path: Path) -> None:
 # -- 2xx that do not match the document ---------------------------------------------------------
 
 
-ODD_BODIES = {
+ODD_BODIES: dict[str, tuple[bytes, str | None, type | tuple[type, ...]]] = {
     "html": (b"<html>hi</html>", "text/html", str),
     "empty": (b"", "application/json", type(None)),
     "no-content-type": (b"not json at all", None, bytes),

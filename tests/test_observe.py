@@ -163,7 +163,7 @@ class RequestsTotal:
 
     def __init__(self) -> None:
         self.total: Counter[tuple[str, str]] = Counter()
-        self.seconds: Counter[str] = Counter()
+        self.seconds: dict[str, float] = {}
         self.in_flight = 0
         self.requests: list[RequestEvent] = []
 
@@ -175,7 +175,7 @@ class RequestsTotal:
         self.in_flight -= 1
         status = str(event.status) if event.status is not None else (event.error or "?")
         self.total[(event.operation_id, status)] += 1
-        self.seconds[event.operation_id] += event.elapsed
+        self.seconds[event.operation_id] = self.seconds.get(event.operation_id, 0.0) + event.elapsed
 
 
 async def test_a_prometheus_style_counter_on_the_hooks(fake: FakePlatform, tmp_path: Path) -> None:

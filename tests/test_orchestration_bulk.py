@@ -116,7 +116,7 @@ async def test_skip_policy_reports_uncertain_and_never_relaunches(
     fake.faults.add("CreateWorkflowLaunch", "drop_after", probability=0.1)
     fake.faults.burst("CreateWorkflowLaunch", status=400, count=2)
     journal = tmp_path / "j.jsonl"
-    skip = {"concurrency": 8, "journal": journal, "on_uncertain": "skip"}
+    skip: dict[str, Any] = {"concurrency": 8, "journal": journal, "on_uncertain": "skip"}
     first = [o async for o in bulk_launch(tw, specs(200), **skip)]
     st = Counter(o.status for o in first)
     assert st["failed"] == 2 and st["uncertain"] >= 5
@@ -205,7 +205,10 @@ async def test_resume_after_crash_mid_run_launches_nothing_twice(
         assert by_key[key].workflow_id is not None
     found = {by_key[k].spec.run_name: by_key[k].workflow_id for k in in_doubt}
     # the 8 the server had launched are found (the same run), the 8 it never read launched
-    assert len({n: w for n, w in found.items() if at_crash.get(n) == w}) == held_after
+    assert (
+        len({n: w for n, w in found.items() if n is not None and at_crash.get(n) == w})
+        == held_after
+    )
     assert sum(o.status == "skipped" for o in rerun) >= len(seen)
 
 

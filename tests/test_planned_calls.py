@@ -36,7 +36,7 @@ def session(server: Server, cache: Path, **options: Any) -> Tower:
 
 async def test_planned_and_general_calls_send_the_same_request(shared_cache_dir: Path) -> None:
     async with serve() as server, session(server, shared_cache_dir, workspace=10) as tw:
-        calls = [
+        calls: list[tuple[str, dict[str, Any]]] = [
             ("describe_workflow", {"workflow_id": "4Bx1b1F7zvr1Cs"}),
             ("describe_workflow", {"workflow_id": "a b/c", "workspace_id": 3}),  # encoded
             ("list_workflows", {"max": 5, "offset": 0, "attributes": ["labels", "optimized"]}),

@@ -67,7 +67,7 @@ async def test_keyed_by_the_hash_of_the_token_never_the_token(redis_url: str) ->
     client = Redis.from_url(redis_url, decode_responses=True)
     try:
         keys = await client.keys("tower-async:rl:*")
-        values = [str(await client.hgetall(k)) for k in keys if not k.endswith(":ok")]
+        values = [str(await client.hgetall(k)) for k in keys if not str(k).endswith(":ok")]
     finally:
         await client.aclose()
     assert f"tower-async:rl:{token_key(token)}" in keys

@@ -114,14 +114,18 @@ KEYS: dict[str, dict[str, Any]] = {
 
 
 def compute_env(platform: str, **extra: Any) -> dict[str, Any]:
-    env = {"name": f"ce-{platform}", "platform": platform, "credentialsId": "4ZkrP1f0dtc"}
+    env: dict[str, Any] = {
+        "name": f"ce-{platform}",
+        "platform": platform,
+        "credentialsId": "4ZkrP1f0dtc",
+    }
     env["config"] = copy.deepcopy(CONFIGS[platform])
     env.update(extra)
     return {"computeEnv": env, "labelIds": [101, 102]}
 
 
 def credentials(provider: str, **extra: Any) -> dict[str, Any]:
-    creds = {"name": f"creds-{provider}", "provider": provider}
+    creds: dict[str, Any] = {"name": f"creds-{provider}", "provider": provider}
     creds["keys"] = copy.deepcopy(KEYS[provider])
     creds.update(extra)
     return {"credentials": creds}

@@ -28,7 +28,7 @@ from tower_async.session import Tower
 from tower_async.transport import AiohttpTransport
 
 ENDPOINT = "https://platform.example.test/api"
-BEARER = {"bearerAuth": []}
+BEARER: dict[str, list[str]] = {"bearerAuth": []}
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.0.1",
     "info": {"title": "in-memory", "version": "1.0.0"},
