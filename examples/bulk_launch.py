@@ -92,7 +92,9 @@ async def launch_rows(tw: Tower, args: argparse.Namespace, outcomes: list[Launch
     except (asyncio.CancelledError, KeyboardInterrupt):
         task = asyncio.current_task()
         if task is not None:
-            task.uncancel()  # type: ignore[attr-defined,unused-ignore]  # 3.11+; handled here: print the summary, then exit 130
+            uncancel = getattr(task, "uncancel", None)  # Python 3.11+
+            if uncancel is not None:
+                uncancel()  # handled here: print the summary, then exit 130
         print("Interrupted: stopped launching (rerun with the same --journal to resume)")
         return False
     return True
