@@ -71,9 +71,17 @@ from ..errors import (
 from ..observe import bulk_span
 from ._util import iter_offset_items
 from .dispatch import prepare_launch
-from .journal import DONE, FAILED, NOT_SENT, STARTED, UNCERTAIN, Journal, LaunchLedger
+from .journal import (
+    DONE,
+    FAILED,
+    NOT_SENT,
+    STARTED,
+    UNCERTAIN,
+    ClaimLost,
+    Journal,
+    LaunchLedger,
+)
 from .launch import LaunchSpec, send_launch
-from .ledger_backends import ClaimLost
 from .resolve import resolve_workspace_id
 
 if TYPE_CHECKING:

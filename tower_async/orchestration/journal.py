@@ -37,7 +37,7 @@ from typing import IO, Any, Protocol, runtime_checkable
 
 import orjson
 
-from ..errors import JournalError, JournalLocked
+from ..errors import JournalError, JournalLocked, TowerError
 
 __all__ = ["Journal", "JournalEntry", "LaunchLedger"]
 
@@ -64,6 +64,12 @@ class JournalEntry:
     def in_doubt(self) -> bool:
         """The request may have reached the server and no run id was recorded."""
         return self.status in IN_DOUBT
+
+
+class ClaimLost(TowerError):
+    """A shared ledger's lease on an item lapsed before its launch request was sent: not
+    sent, another worker resolves it (any :class:`LaunchLedger` may raise it from
+    ``append(..., durable=True)``)."""
 
 
 @runtime_checkable

@@ -31,8 +31,8 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..errors import TowerError
 from .journal import IN_DOUBT, NOT_SENT, STARTED, UNCERTAIN, JournalEntry
+from .journal import ClaimLost as ClaimLost
 from .ledger_redis import LedgerUnavailable, RedisLedger
 
 __all__ = ["CLAIMED", "ClaimLost", "RedisLaunchLedger", "ledger_from_url"]
@@ -41,11 +41,6 @@ log = logging.getLogger("tower_async.orchestration.ledger")
 
 #: lookup status of an item a live worker holds: skip it
 CLAIMED = "claimed"
-
-
-class ClaimLost(TowerError):
-    """The lease on an item lapsed before its launch request was sent: not sent, another
-    worker resolves it."""
 
 
 class RedisLaunchLedger:
