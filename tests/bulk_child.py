@@ -48,6 +48,7 @@ async def main(args: argparse.Namespace) -> int:
             specs(args.prefix, args.items, not args.derive_names),
             journal=args.journal,
             concurrency=args.concurrency,
+            reconcile_delay=args.reconcile_delay,
             run_names=f"{args.prefix}-{{digest}}" if args.derive_names else None,
         ) as outcomes:
             async for outcome in outcomes:
@@ -71,6 +72,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=400.0)
     p.add_argument("--cache", default=None)
     p.add_argument("--limiter", default=None)
+    p.add_argument("--reconcile-delay", type=float, default=1.0)
     p.add_argument("--derive-names", action="store_true")
     return p.parse_args(argv)
 

@@ -28,12 +28,17 @@ from tower_async.orchestration.bulk import derive_run_name
 
 REPO = Path(__file__).resolve().parents[1]
 CHILD = REPO / "tests" / "bulk_child.py"
-ITEMS = 200
+ITEMS = 60
+CHILD_RATE = "250"  # the child's calls/s: the launches run ~0.25 s after the first outcome
+# kill trials per signal; TOWER_ASYNC_SOAK=N runs N times as many (e.g. 10 for a soak)
+SOAK = max(1, int(os.environ.get("TOWER_ASYNC_SOAK") or 1))
+TRIALS = 3 * SOAK
+ROWS = 120  # samplesheet rows for the example's runs
 # the launch route answers, processes and then drops, processes and then answers late, or
 # answers 200 with something that is not a launch answer
 FAULTS = [
     "CreateWorkflowLaunch:drop_after:probability=0.03",
-    "CreateWorkflowLaunch:latency:delay=0.4,when=after,probability=0.04",
+    "CreateWorkflowLaunch:latency:delay=0.4,when=after,probability=0.08",
     "CreateWorkflowLaunch:unreadable:variant=object,probability=0.01",
     "CreateWorkflowLaunch:unreadable:variant=array,probability=0.01",
     "CreateWorkflowLaunch:unreadable:variant=empty,probability=0.01",
@@ -144,12 +149,14 @@ def trial(fake: Fake, tmp: Path, cache: Path, sig: int, seed: int) -> Counter[st
     """One kill and the reruns; what the journal held right after the kill."""
     rng = random.Random(seed)
     prefix = f"k{sig}x{seed}"
-    derive = seed % 3 == 0  # some inputs have no run names: derived from the journal key
-    extra = ["--items", str(ITEMS), *(["--derive-names"] if derive else [])]
+    derive = seed % 2 == 0  # some inputs have no run names: derived from the journal key
+    # the fakes process every launch before they answer (or drop) it: a short reconcile delay
+    extra = ["--items", str(ITEMS), "--rate", CHILD_RATE, "--reconcile-delay", "0.1"]
+    extra += ["--derive-names"] if derive else []
     journal = tmp / f"{prefix}.jsonl"
     proc = child(fake, journal, prefix, cache, *extra)
-    wait_for_line(proc, "READY")
-    time.sleep(rng.uniform(0.0, 0.8))  # the launches take ~0.5-1 s
+    wait_for_line(proc, "FIRST")
+    time.sleep(rng.uniform(0.0, 0.15))  # the rest of the launches take ~0.25 s or more
     proc.send_signal(sig)
     proc.communicate(timeout=30)
     after_kill = Counter(
@@ -169,17 +176,17 @@ def trial(fake: Fake, tmp: Path, cache: Path, sig: int, seed: int) -> Counter[st
     return after_kill
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(60 * SOAK)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_killed_bulk_launch_reruns_to_exactly_once(
     clean_fake: Fake, faulty_fake: Fake, cache: Path, tmp_path: Path, sig: int
 ) -> None:
     states = [
-        trial(faulty_fake if seed % 2 else clean_fake, tmp_path, cache, sig, seed)
-        for seed in range(10)
+        trial(faulty_fake if seed % 3 else clean_fake, tmp_path, cache, sig, seed)
+        for seed in range(TRIALS)
     ]
     # the seeded moments do land mid-run: some items launched, others not yet
-    assert sum(0 < s["launched"] < ITEMS for s in states) >= 5, states
+    assert sum(0 < s["launched"] < ITEMS for s in states) * 2 >= TRIALS, states
     if sig == signal.SIGKILL:  # requests in flight at the kill, settled by the rerun
         assert sum(s["in_doubt"] for s in states) >= 1, states
     else:  # Ctrl-C journals the items it stopped before their request went out
@@ -213,15 +220,15 @@ def _example_env(fake: Fake, tmp_path: Path) -> dict[str, str]:
 
 
 def _example_cmd(fake: Fake, tmp_path: Path, prefix: str) -> list[str]:
-    """examples/bulk_launch.py on a 200-row samplesheet, with a journal, not waiting."""
+    """examples/bulk_launch.py on a ROWS-row samplesheet, with a journal, not waiting."""
     sheet = tmp_path / f"{prefix}.csv"
     with sheet.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["sample", "fastq_1"])
-        writer.writerows([f"x{i:03d}", f"s3://b/x{i}.fq"] for i in range(200))
+        writer.writerows([f"x{i:03d}", f"s3://b/x{i}.fq"] for i in range(ROWS))
     cmd = [sys.executable, str(REPO / "examples" / "bulk_launch.py"), "-s", str(sheet)]
     cmd += ["-w", "my-org/production", "-j", str(tmp_path / f"{prefix}.jsonl"), "--no-wait"]
-    return [*cmd, "--prefix", prefix, "--rate", "100"]
+    return [*cmd, "--prefix", prefix, "--rate", "300"]
 
 
 @pytest.mark.timeout(60)
@@ -232,21 +239,21 @@ def test_example_prints_the_summary_and_exits_non_zero_after_ctrl_c(
     cmd = _example_cmd(clean_fake, tmp_path, "ex")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
     wait_for_line(proc, "Workspace")
-    time.sleep(0.5)
+    time.sleep(0.15)  # the launches take ~0.4 s
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 130, out
-    m = re.search(r"^200 rows: (\d+) launched, (\d+) not launched", out, re.M)
+    m = re.search(rf"^{ROWS} rows: (\d+) launched, (\d+) not launched", out, re.M)
     assert m, out
     launched, missing = int(m[1]), int(m[2])
-    assert launched + missing == 200 and missing > 0
+    assert launched + missing == ROWS and missing > 0
     assert "Interrupted" in out
     assert sum(clean_fake.runs_named("ex-").values()) >= launched
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
     assert done.returncode == 0, done.stdout
-    assert "200 rows: 200 launched, 0 not launched" in done.stdout
+    assert f"{ROWS} rows: {ROWS} launched, 0 not launched" in done.stdout
     runs = clean_fake.runs_named("ex-")
-    assert len(runs) == 200 and set(runs.values()) == {1}
+    assert len(runs) == ROWS and set(runs.values()) == {1}
 
 
 @pytest.mark.timeout(90)
@@ -257,13 +264,13 @@ def test_example_counts_unresolved_rows_as_not_launched(faulty_fake: Fake, tmp_p
         run = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
         assert run.returncode == 1, run.stdout
         m = re.search(
-            r"^200 rows: (\d+) launched, (\d+) not launched \((\d+) may", run.stdout, re.M
+            rf"^{ROWS} rows: (\d+) launched, (\d+) not launched \((\d+) may", run.stdout, re.M
         )
         assert m and int(m[2]) == int(m[3]) > 0, run.stdout
     cmd.remove("skip")
     cmd.remove("--on-uncertain")
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
     assert done.returncode == 0, done.stdout  # the default looks them up by name
-    assert "200 rows: 200 launched, 0 not launched" in done.stdout
+    assert f"{ROWS} rows: {ROWS} launched, 0 not launched" in done.stdout
     runs = faulty_fake.runs_named("unres-")
-    assert len(runs) == 200 and set(runs.values()) == {1}
+    assert len(runs) == ROWS and set(runs.values()) == {1}
