@@ -2,7 +2,8 @@
 
     python tests/bulk_child.py --url URL --token T --journal J --prefix P --items N
 
-Prints ``READY`` once the session is open, ``FIRST`` after the first outcome, then
+Prints ``READY`` once the session is open (then, with ``--go PATH``, waits for PATH),
+``FIRST`` after the first outcome, then
 ``RESULT {json counts}``; exits 0 when every item has a run, 3 when some have none,
 4 on a library error (printed as ``ERROR <type>: <message>``).
 """
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -30,6 +33,16 @@ def specs(prefix: str, items: int, named: bool) -> Iterator[LaunchSpec]:
         )
 
 
+def start_signal(path: str | None) -> None:
+    """With ``--go PATH``: wait (bounded, 30 s) for the test to create PATH, so that several
+    children start launching together."""
+    for _ in range(3000):
+        if path is None or os.path.exists(path):
+            return
+        time.sleep(0.01)  # nothing else runs yet
+    raise SystemExit(f"no {path} within 30 s")
+
+
 async def main(args: argparse.Namespace) -> int:
     counts: Counter[str] = Counter()
     throttled: list[int] = []
@@ -43,6 +56,7 @@ async def main(args: argparse.Namespace) -> int:
         on_retry=lambda event: throttled.append(1) if event.status == 429 else None,
     ) as tw:
         print("READY", flush=True)
+        start_signal(args.go)
         async with bulk_launch(
             tw,
             specs(args.prefix, args.items, not args.derive_names),
@@ -72,6 +86,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=400.0)
     p.add_argument("--cache", default=None)
     p.add_argument("--limiter", default=None)
+    p.add_argument("--go", default=None, help="wait for this file before launching")
     p.add_argument("--reconcile-delay", type=float, default=1.0)
     p.add_argument("--derive-names", action="store_true")
     return p.parse_args(argv)

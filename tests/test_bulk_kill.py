@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
@@ -55,10 +56,18 @@ class Fake:
     proc: subprocess.Popen[str]
 
     def get(self, path: str, **query: object) -> object:
+        """GET path; a 429 (a rate-limited fake whose window the children filled) waits."""
         url = f"{self.url}{path}?{urllib.parse.urlencode(query)}"
         req = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.token}"})
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.load(resp)
+        for _ in range(100):  # bounded: a 1 s window empties within 100 x 50 ms
+            try:
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    return json.load(resp)
+            except urllib.error.HTTPError as exc:
+                if exc.code != 429:
+                    raise
+                time.sleep(0.05)
+        raise AssertionError(f"{path}: still 429 after 5 s")
 
     def runs_named(self, prefix: str) -> Counter[str]:
         """runName -> how many runs the fake holds with that name (ListWorkflows, paged)."""

@@ -19,8 +19,9 @@ from .test_bulk_kill import Fake, _env, _start_fake, wait_for_line
 
 REPO = Path(__file__).resolve().parents[1]
 CHILD = REPO / "tests" / "bulk_child.py"
-ITEMS = 300
+ITEMS = 120
 LEASE = 2.0
+STRICT = 100  # the fake's per-token limit for the shared-limiter test (the value is not the point)
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -32,8 +33,9 @@ def fake() -> Iterator[Fake]:
 
 @pytest.fixture(scope="module")
 def strict_fake() -> Iterator[Fake]:
-    """The fake at the Platform's strict 20 calls/s per token (sliding 1 s window)."""
-    yield from _start_fake("--rate-limit", "20")
+    """The fake at a strict STRICT calls/s per token (sliding 1 s window), like the Platform's
+    20/s but quicker to run through."""
+    yield from _start_fake("--rate-limit", str(STRICT))
 
 
 def worker(
@@ -43,11 +45,14 @@ def worker(
     cache: Path,
     *,
     items: int = ITEMS,
-    limiter: tuple[str, ...] = ("--rate", "150"),
+    limiter: tuple[str, ...] = ("--rate", "300"),
+    go: Path | None = None,
 ) -> subprocess.Popen[str]:
     cmd = [sys.executable, str(CHILD), "--url", fake.url, "--token", fake.token]
     cmd += ["--journal", ledger, "--prefix", prefix, "--cache", str(cache)]
     cmd += ["--items", str(items), "--concurrency", "8", *limiter]
+    cmd += ["--reconcile-delay", "0.1"]  # the fake processes a launch before it answers
+    cmd += ["--go", str(go)] if go else []
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=_env(), cwd=REPO)
 
 
@@ -72,7 +77,12 @@ def test_three_processes_launch_each_item_exactly_once(
     fake: Fake, redis_url: str, tmp_path: Path
 ) -> None:
     prefix, ledger = shared(redis_url, "rl")
-    results = finish([worker(fake, ledger, prefix, tmp_path) for _ in range(3)])
+    go = tmp_path / "go"
+    procs = [worker(fake, ledger, prefix, tmp_path, go=go) for _ in range(3)]
+    for proc in procs:  # all three start launching together
+        wait_for_line(proc, "READY")
+    go.touch()
+    results = finish(procs)
     assert all("ERROR" not in out for _, out in results), results
     assert_exactly_once(fake, prefix)
     # the work was shared: each process launched some, and skipped the others' items
@@ -84,11 +94,11 @@ def test_three_processes_launch_each_item_exactly_once(
 def test_three_processes_at_the_strict_limit_share_the_token_and_the_ledger(
     strict_fake: Fake, redis_url: str, tmp_path: Path
 ) -> None:
-    """One token, three processes, the fake at 20/s: the Redis limiter keeps them under it
-    (no 429) and the Redis ledger makes each item launched exactly once."""
-    items = 120
+    """One token, three processes, the fake at a strict limit: the Redis limiter at that same
+    rate keeps them under it (no 429) and the Redis ledger makes each item launched once."""
+    items = 150
     prefix, ledger = shared(redis_url, "rs")
-    shared_bucket = ("--rate", "20", "--limiter", redis_url)
+    shared_bucket = ("--rate", str(STRICT), "--limiter", redis_url)
     procs = [
         worker(strict_fake, ledger, prefix, tmp_path, items=items, limiter=shared_bucket)
         for _ in range(3)
@@ -96,7 +106,6 @@ def test_three_processes_at_the_strict_limit_share_the_token_and_the_ledger(
     results = finish(procs)
     # (a child exits 3 when it skipped items another one had claimed: expected here)
     assert all("ERROR" not in out and "RESULT" in out for _, out in results), results
-    time.sleep(1.1)  # the token's 1 s window empties before the test reads the run list itself
     runs = strict_fake.runs_named(f"{prefix}-")
     assert set(runs) == {f"{prefix}-{i:04d}" for i in range(items)}
     assert set(runs.values()) == {1}
@@ -114,12 +123,13 @@ def test_a_killed_worker_s_items_are_resolved_by_the_others(
     time.sleep(0.3)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=10)
+    lapsed = time.monotonic() + LEASE + 0.3  # the victim's claims have expired by then
     results = finish(others)
     assert all("ERROR" not in out for _, out in results), results
     for _ in range(4):  # after the victim's lease lapsed, rerun until every item has a run
         if all(code == 0 for code, _ in results):
             break
-        time.sleep(LEASE + 0.5)
+        time.sleep(max(0.0, lapsed - time.monotonic()))  # (the reruns release theirs)
         results = finish([worker(fake, ledger, prefix, tmp_path) for _ in range(2)])
     assert all(code == 0 for code, _ in results), results
     assert_exactly_once(fake, prefix)
