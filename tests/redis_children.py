@@ -1,9 +1,9 @@
 """A child process for the Redis tests: ``python -m tests.redis_children ENDPOINT WORKSPACE
-LIMITER CALLS TOKEN...``.
+LIMITER CALLS RATE TOKEN...``.
 
-Makes ``CALLS`` ListWorkflows calls per token through ``Tower(limiter=LIMITER)`` (a
-``redis://`` URL) and prints one JSON line: calls made, 429s the retry layer absorbed, and
-the monotonic time of every call's completion.  Exits 1 on any error.
+Makes ``CALLS`` ListWorkflows calls per token through ``Tower(limiter=LIMITER,
+rate_limit=RATE)`` (``LIMITER`` a ``redis://`` URL) and prints one JSON line: calls made
+and 429s the retry layer absorbed.  Exits 1 on any error.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from tower_async import Tower
 from tower_async.retries import RetryEvent
 
 
-async def run(endpoint: str, workspace: int, limiter: str, calls: int, tokens: list[str]) -> None:
+async def run(
+    endpoint: str, workspace: int, limiter: str, calls: int, rate: float, tokens: list[str]
+) -> None:
     throttled = 0
     ok = 0
 
@@ -31,6 +33,7 @@ async def run(endpoint: str, workspace: int, limiter: str, calls: int, tokens: l
             token=token,
             endpoint=endpoint,
             limiter=limiter,
+            rate_limit=rate,
             cache_dir=tempfile.mkdtemp(prefix="redis-child-"),
             validation="off",
             on_retry=on_retry,
@@ -48,8 +51,8 @@ async def run(endpoint: str, workspace: int, limiter: str, calls: int, tokens: l
 
 
 def main(argv: list[str]) -> int:
-    endpoint, workspace, limiter, calls, *tokens = argv
-    asyncio.run(run(endpoint, int(workspace), limiter, int(calls), tokens))
+    endpoint, workspace, limiter, calls, rate, *tokens = argv
+    asyncio.run(run(endpoint, int(workspace), limiter, int(calls), float(rate), tokens))
     return 0
 
 
