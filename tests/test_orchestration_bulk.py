@@ -25,7 +25,13 @@ from tower_async.orchestration import (
 )
 from tower_async.testing import FakePlatform
 
-RATE = 400  # fake and client limit for these tests (the real 20/s is bench/'s business)
+RATE = 2000  # fake and client limit for these tests (the real 20/s is bench/'s business)
+
+
+@pytest.fixture(scope="module")
+def spec_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache directory for the module: the document is parsed once, not per test."""
+    return tmp_path_factory.mktemp("spec-cache")
 
 
 @pytest.fixture
@@ -35,12 +41,12 @@ async def fake() -> AsyncIterator[FakePlatform]:
     assert not platform.errors
 
 
-async def _session(fake: FakePlatform, tmp_path: Path, token: str | None = None) -> Tower:
+async def _session(fake: FakePlatform, cache: Path, token: str | None = None) -> Tower:
     tw = Tower(
         token=token or fake.token,
         endpoint=fake.url,
         workspace="my-org/production",
-        cache_dir=tmp_path / "cache",
+        cache_dir=cache,
         rate_limit=RATE * 0.9,
     )
     await tw.open()
@@ -48,8 +54,8 @@ async def _session(fake: FakePlatform, tmp_path: Path, token: str | None = None)
 
 
 @pytest.fixture
-async def tw(fake: FakePlatform, tmp_path: Path) -> AsyncIterator[Tower]:
-    session = await _session(fake, tmp_path)
+async def tw(fake: FakePlatform, spec_cache: Path) -> AsyncIterator[Tower]:
+    session = await _session(fake, spec_cache)
     yield session
     await session.close()
 
@@ -139,7 +145,7 @@ async def test_skip_policy_reports_uncertain_and_never_relaunches(
 
 
 async def test_resume_after_crash_mid_run_launches_nothing_twice(
-    fake: FakePlatform, tmp_path: Path
+    fake: FakePlatform, tmp_path: Path, spec_cache: Path
 ) -> None:
     """Cancel the whole bulk launch with requests in flight, then rerun with the journal.
 
@@ -149,7 +155,7 @@ async def test_resume_after_crash_mid_run_launches_nothing_twice(
     """
     journal = tmp_path / "crash.jsonl"
     held_after = 8  # processed by the server, the answer never comes: launched, unknown
-    tw = await _session(fake, tmp_path)
+    tw = await _session(fake, spec_cache)
     seen: list[LaunchOutcome] = []
 
     def hold_launches() -> None:
@@ -186,7 +192,7 @@ async def test_resume_after_crash_mid_run_launches_nothing_twice(
     assert journaled + held_after == crashed_at  # every other server launch is journaled
     at_crash = {r.run_name: r.workflow_id for r in fake.state.launches}
 
-    tw2 = await _session(fake, tmp_path)
+    tw2 = await _session(fake, spec_cache)
     try:
         rerun = [
             o
@@ -269,9 +275,9 @@ async def test_lazy_consumption_and_early_stop(fake: FakePlatform, tw: Tower) ->
     assert len(fake.state.launches) < 40
 
 
-async def test_launches_spread_over_several_tokens(fake: FakePlatform, tmp_path: Path) -> None:
+async def test_launches_spread_over_several_tokens(fake: FakePlatform, spec_cache: Path) -> None:
     tokens = [fake.token, fake.add_token(), fake.add_token()]
-    sessions = [await _session(fake, tmp_path, t) for t in tokens]
+    sessions = [await _session(fake, spec_cache, t) for t in tokens]
     try:
         out = [o async for o in bulk_launch(sessions, specs(60), concurrency=4)]
     finally:
@@ -307,7 +313,7 @@ async def _wait_until(cond: Callable[[], bool], what: str) -> None:
 
 
 async def test_items_waiting_on_the_bucket_at_ctrl_c_are_not_sent_and_relaunched(
-    fake: FakePlatform, tmp_path: Path
+    fake: FakePlatform, tmp_path: Path, spec_cache: Path
 ) -> None:
     """Issue 10, case 1: 'started' only once the bucket granted the call."""
     gate = GateLimiter()
@@ -316,7 +322,7 @@ async def test_items_waiting_on_the_bucket_at_ctrl_c_are_not_sent_and_relaunched
         token=fake.token,
         endpoint=fake.url,
         workspace="my-org/production",
-        cache_dir=tmp_path / "cache",
+        cache_dir=spec_cache,
         limiter=gate,
     )
     await tw.open()
@@ -343,7 +349,7 @@ async def test_items_waiting_on_the_bucket_at_ctrl_c_are_not_sent_and_relaunched
     assert {r.run_name for r in fake.state.launches} == {
         k for k, e in entries.items() if e.status == "launched"
     }
-    tw2 = await _session(fake, tmp_path)
+    tw2 = await _session(fake, spec_cache)
     try:
         async with bulk_launch(tw2, specs(200), concurrency=16, journal=journal) as outcomes:
             rerun = [o async for o in outcomes]
@@ -501,10 +507,10 @@ async def test_break_out_of_a_still_referenced_loop_stops_launching(
         if launches.progress.done == 10:
             break
     at_break = len(fake.state.launches)
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.15)  # >> the 10-20 ms latency of a request in flight
     settled = len(fake.state.launches)
     assert settled - at_break <= 4  # at most the launches in flight at the break
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.15)  # >> the 10-20 ms latency of a request in flight
     assert len(fake.state.launches) == settled  # and nothing after them
     await launches.aclose()
 
@@ -545,10 +551,10 @@ async def test_leaving_the_context_stops_launching_at_once(
     with Journal(path) as jr:  # the lock was released
         entries = jr.entries
     in_doubt = sum(e.in_doubt for e in entries.values())  # cancelled mid-request
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.15)  # >> the 10-20 ms latency of a request in flight
     settled = len(fake.state.launches)
     assert settled - at_exit <= in_doubt  # only requests already sent may still land
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.15)  # >> the 10-20 ms latency of a request in flight
     assert len(fake.state.launches) == settled < 300  # and nothing is launched after them
     known = {k for k, e in entries.items() if e.status == "launched" or e.in_doubt}
     assert {r.run_name for r in fake.state.launches} <= known  # nothing lost
