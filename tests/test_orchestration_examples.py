@@ -9,6 +9,7 @@ from types import ModuleType
 
 import pytest
 
+from tower_async import testing
 from tower_async.orchestration import Journal
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -50,8 +51,13 @@ async def test_export_runs_example_writes_every_run(
 
 
 async def test_relaunch_failed_example_resumes_the_failed_runs(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    def quick(submitted: float, running: float) -> testing.RunDurations:
+        return real(submitted=submitted / 10, running=running / 10)
+
+    real = testing.RunDurations  # the demo runs take 1.2 s of real time: 0.12 s here
+    monkeypatch.setattr(testing, "RunDurations", quick)
     example = load("relaunch_failed")
     journal = tmp_path / "batch.jsonl"
     assert await example.main(example.parse(["-j", str(journal), "--strict"])) == 0
