@@ -9,6 +9,7 @@ import os
 import secrets
 import signal
 import sys
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -146,9 +147,10 @@ async def test_a_killed_workers_claims_are_found_by_the_others(
         seen.append(line.decode().split()[1])
     os.kill(victim.pid, signal.SIGKILL)
     await victim.wait()
+    lapsed = time.monotonic() + 1.2  # the victim's lease (ttl 1 s) runs out without its heartbeat
     survivors = [await spawn(redis_url, ledger.name, f"s{i}", 30, 0.0) for i in range(2)]
     await asyncio.wait_for(asyncio.gather(*(c.communicate() for c in survivors)), 120)
-    await asyncio.sleep(1.2)  # the victim's lease (ttl 1 s) runs out without its heartbeat
+    await asyncio.sleep(max(0.0, lapsed - time.monotonic()))
     lost = await ledger.expire_claims()
     assert len(lost) == 1 and lost[0] == seen[-1]  # the one it held when killed
     entries = await ledger.refresh()

@@ -22,7 +22,7 @@ from tower_async.orchestration import Journal, LaunchSpec, bulk_launch, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 N, EVERY = 100, 10  # a batch of 100 runs, every 10th fails
-CHILD_RATE = 10  # calls/s of the relaunching child: slow enough to be killed mid-way
+CHILD_RATE = 30  # calls/s of the relaunching child: slow enough to be killed mid-way
 FAKE_ARGS = ("--port", "0", "--rate-limit", "0", "--submitted", "0.01", "--running", "0.02")
 
 
