@@ -986,21 +986,50 @@ class Tower(TypedOperations):
         )
 
     async def _invoke(self, op: Operation, arguments: dict[str, Any]) -> Any:
-        """One call's data.  The common call (the session's options, unobserved) is built by
-        the operation's plan and its first attempt sent inline: the retry machinery is
-        entered only when that attempt's outcome is not a success."""
+        """One call's data.  The common call (the session's options, no hook and no request
+        log) is built by the operation's plan and its first attempt sent inline: the retry
+        machinery is entered only when that attempt's outcome is not a success.  A traced
+        session takes the same path, inside the call's span."""
         planned = self._planned(op, arguments) if _GENERAL_KEYS.isdisjoint(arguments) else None
         if planned is None:
             return (await self._exchange(op, arguments, False))[1]
         request, facts, mode, transport = planned
-        started = self._clock.monotonic()
+        if self._observe.tracer is None:
+            raw = await self._send_planned(op, request, facts, transport, None)
+            return self._interpret(op, request, raw, mode)
+        observer = CallObserver(self._observe, op, request, False)  # starts the span
+        answer: RawResponse | None = None
+        try:
+            answer = await self._send_planned(op, request, facts, transport, observer)
+            data = self._interpret(op, request, answer, mode)
+        except BaseException as exc:
+            observer.finish(answer, exc, False)
+            raise
+        observer.finish(answer, None, False)
+        return data
+
+    async def _send_planned(
+        self,
+        op: Operation,
+        request: Request,
+        facts: _Facts,
+        transport: AiohttpTransport | GuardedTransport,
+        observer: CallObserver | None,
+    ) -> RawResponse:
+        """The planned request's response: its first attempt inline, then retries if any."""
+        clock = self._clock
+        started = clock.monotonic()
         limiter = self._limiter if facts.limited else None
         attempt = None
         sent: Awaitable[RawResponse]
         if limiter is None:
+            if observer is not None:
+                observer.on_attempt(1, 0.0)
             sent = transport.send(request, timeout=facts.timeout)
         else:  # the attempt cuts its timeout to what the wait left of the deadline
             await limiter.acquire()
+            if observer is not None:
+                observer.on_attempt(1, clock.monotonic() - started)
             attempt = self._attempt(op, request, facts.options, started, None, transport)
             sent = attempt()
         raw: RawResponse | None = None
@@ -1016,16 +1045,14 @@ class Tower(TypedOperations):
             budget = self._retry.budget  # what RetryPolicy.record_success(0) does
             if budget is not None:
                 budget.record_success(0)
-        else:
-            if attempt is None:
-                attempt = self._attempt(op, request, facts.options, started, None, transport)
-            raw = await send_with_retries(
-                attempt,
-                first=(raw, error),
-                started=started,
-                **self._retry_arguments(op, facts.idempotent, facts.options.deadline),
-            )
-        return self._interpret(op, request, raw, mode)
+            return raw
+        if attempt is None:
+            attempt = self._attempt(op, request, facts.options, started, None, transport)
+        retry = self._retry_arguments(op, facts.idempotent, facts.options.deadline)
+        if observer is not None:
+            retry["on_retry"] = observer.on_retry
+            retry["on_attempt"] = observer.on_attempt
+        return await send_with_retries(attempt, first=(raw, error), started=started, **retry)
 
     def _facts_for(self, op: Operation, transport: AiohttpTransport | GuardedTransport) -> _Facts:
         options = self._call_options(op, {})
@@ -1058,7 +1085,7 @@ class Tower(TypedOperations):
             facts = self._facts_for(op, transport)
         mode = self.validation
         plan = facts.plan
-        if plan is None or transport is None or mode not in _MODES or self._observe.watching():
+        if plan is None or transport is None or mode not in _MODES or self._observe.hooked():
             return None
         request = plan.build(arguments, facts.headers, self._resolved_workspace)
         if request is None:
