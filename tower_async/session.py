@@ -18,7 +18,7 @@ import inspect
 import logging
 import os
 import ssl as ssl_module
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -226,10 +226,16 @@ class BoundOperation:
             params.append(inspect.Parameter(option, inspect.Parameter.KEYWORD_ONLY, default=None))
         return inspect.Signature(params)
 
-    async def __call__(self, *args: Any, **arguments: Any) -> Any:
+    def __call__(self, *args: Any, **arguments: Any) -> Coroutine[Any, Any, Any]:
+        # not ``async def``: the coroutine returned is the call itself, one frame less on
+        # every resumption (issue 17); any error, positional arguments included, is still
+        # raised when it is awaited
         if args:
-            self._positional(args)
-        return await self._tower._invoke(self.operation, arguments)
+            return self._refuse(args)
+        return self._tower._invoke(self.operation, arguments)
+
+    async def _refuse(self, args: tuple[Any, ...]) -> Any:
+        self._positional(args)
 
     async def raw(self, *args: Any, **arguments: Any) -> RawResult:
         """The call with everything that came back: ``status``, ``headers``, ``data`` (the
@@ -632,8 +638,12 @@ class Tower(TypedOperations):
         else:
             # trust_env=False: aiohttp would look up proxies and .netrc in a thread on every
             # request (two executor hops, ~0.5 ms per call); the proxy is resolved once below.
+            # DummyCookieJar: the Platform authenticates by the bearer token, and a cookie a
+            # response sets is never sent back (as the tw CLI does); no per-call jar work.
             http = aiohttp.ClientSession(
-                trust_env=False, json_serialize=lambda o: orjson.dumps(o).decode()
+                trust_env=False,
+                json_serialize=lambda o: orjson.dumps(o).decode(),
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
             self._session = http
         if self._proxy is None:
@@ -994,65 +1004,70 @@ class Tower(TypedOperations):
         if planned is None:
             return (await self._exchange(op, arguments, False))[1]
         request, facts, mode, transport = planned
-        if self._observe.tracer is None:
-            raw = await self._send_planned(op, request, facts, transport, None)
-            return self._interpret(op, request, raw, mode)
-        observer = CallObserver(self._observe, op, request, False)  # starts the span
-        answer: RawResponse | None = None
+        observer = None
+        if self._observe.tracer is not None:
+            observer = CallObserver(self._observe, op, request, False)  # starts the span
+        raw: RawResponse | None = None
         try:
-            answer = await self._send_planned(op, request, facts, transport, observer)
-            data = self._interpret(op, request, answer, mode)
+            started = self._clock.monotonic()
+            limiter = self._limiter if facts.limited else None
+            sent: Awaitable[RawResponse]
+            if limiter is None:
+                if observer is not None:
+                    observer.on_attempt(1, 0.0)
+                sent = transport.send(request, timeout=facts.timeout)
+            else:  # the attempt cuts its timeout to what the wait left of the deadline
+                await limiter.acquire()
+                if observer is not None:
+                    observer.on_attempt(1, self._clock.monotonic() - started)
+                sent = self._attempt(op, request, facts.options, started, None, transport)()
+            error: TransportError | None = None
+            try:
+                raw = await sent
+            except TransportError as exc:
+                error = exc
+            if raw is not None and 200 <= raw.status < 400:
+                self._succeeded(limiter)
+            else:
+                first = (raw, error)
+                raw = await self._retry_planned(
+                    op, request, facts, transport, observer, first, started
+                )
+            data = self._interpret(op, request, raw, mode)
         except BaseException as exc:
-            observer.finish(answer, exc, False)
+            if observer is not None:
+                observer.finish(raw, exc, False)
             raise
-        observer.finish(answer, None, False)
+        if observer is not None:
+            observer.finish(raw, None, False)
         return data
 
-    async def _send_planned(
+    def _succeeded(self, limiter: Limiter | None) -> None:
+        """What the retry loop does for a first attempt that succeeded."""
+        feedback = None if limiter is None else _feedback(limiter)
+        if feedback is not None:
+            feedback.on_success()
+        budget = self._retry.budget  # RetryPolicy.record_success(0), when it changes anything
+        if budget is not None and budget.available < budget.capacity:
+            budget.record_success(0)
+
+    async def _retry_planned(
         self,
         op: Operation,
         request: Request,
         facts: _Facts,
         transport: AiohttpTransport | GuardedTransport,
         observer: CallObserver | None,
+        first: tuple[RawResponse | None, TransportError | None],
+        started: float,
     ) -> RawResponse:
-        """The planned request's response: its first attempt inline, then retries if any."""
-        clock = self._clock
-        started = clock.monotonic()
-        limiter = self._limiter if facts.limited else None
-        attempt = None
-        sent: Awaitable[RawResponse]
-        if limiter is None:
-            if observer is not None:
-                observer.on_attempt(1, 0.0)
-            sent = transport.send(request, timeout=facts.timeout)
-        else:  # the attempt cuts its timeout to what the wait left of the deadline
-            await limiter.acquire()
-            if observer is not None:
-                observer.on_attempt(1, clock.monotonic() - started)
-            attempt = self._attempt(op, request, facts.options, started, None, transport)
-            sent = attempt()
-        raw: RawResponse | None = None
-        error: TransportError | None = None
-        try:
-            raw = await sent
-        except TransportError as exc:
-            error = exc
-        if raw is not None and 200 <= raw.status < 400:
-            feedback = None if limiter is None else _feedback(limiter)
-            if feedback is not None:
-                feedback.on_success()
-            budget = self._retry.budget  # what RetryPolicy.record_success(0) does
-            if budget is not None:
-                budget.record_success(0)
-            return raw
-        if attempt is None:
-            attempt = self._attempt(op, request, facts.options, started, None, transport)
+        """A planned call whose first attempt did not succeed: the retry loop from there."""
+        attempt = self._attempt(op, request, facts.options, started, None, transport)
         retry = self._retry_arguments(op, facts.idempotent, facts.options.deadline)
         if observer is not None:
             retry["on_retry"] = observer.on_retry
             retry["on_attempt"] = observer.on_attempt
-        return await send_with_retries(attempt, first=(raw, error), started=started, **retry)
+        return await send_with_retries(attempt, first=first, started=started, **retry)
 
     def _facts_for(self, op: Operation, transport: AiohttpTransport | GuardedTransport) -> _Facts:
         options = self._call_options(op, {})
