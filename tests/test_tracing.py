@@ -111,6 +111,21 @@ async def test_spans_nest_under_the_callers_span(
     assert trace.get_current_span() is trace.INVALID_SPAN
 
 
+async def test_the_bucket_wait_is_recorded_on_the_span(
+    fake: FakePlatform, tmp_path: Path, spans: InMemorySpanExporter
+) -> None:
+    """With a rate limit, a call that had to wait for the bucket says how long."""
+    async with session_on(fake, tmp_path, tracing=True, rate_limit=4) as session:
+        for _ in range(6):
+            await session.list_workflows(max=1)
+    waits = [
+        (s.attributes or {})["tower.ratelimit.wait_seconds"] for s in named(spans, "ListWorkflows")
+    ]
+    assert len(waits) == 6
+    assert all(isinstance(w, float) and w >= 0 for w in waits)
+    assert max(waits) > 0  # 6 calls at 4/s: at least one waited for the bucket
+
+
 async def test_retries_are_span_events(
     traced: Tower, fake: FakePlatform, spans: InMemorySpanExporter
 ) -> None:

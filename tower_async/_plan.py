@@ -29,14 +29,26 @@ _SEQS = (list, tuple)
 class RequestPlan:
     """The precomputed facts of one operation's plain calls."""
 
-    __slots__ = ("_lookup", "_order", "_segments", "method", "operation_id", "prefix")
+    __slots__ = ("_lookup", "_segments", "_steps", "method", "operation_id", "prefix")
 
     def __init__(self, op: Operation, endpoint: str) -> None:
         self.operation_id = op.operation_id
         self.method = op.method
         self.prefix = base_url(endpoint)
         self._lookup = op.parameter
-        self._order = op.parameters
+        # per parameter, in the document's order: (id, parameter, in the query, the
+        # workspace, required, which values are written directly: flags of _direct)
+        self._steps = tuple(
+            (
+                id(p),
+                p,
+                p.location == "query",
+                p.name == "workspaceId",
+                p.required,
+                _direct(p),
+            )
+            for p in op.parameters
+        )
         path_names = {p.name for p in op.parameters if p.location == "path"}
         segments: list[tuple[str, str, int]] = []  # (literal, then parameter name and id)
         at = 0
@@ -66,30 +78,36 @@ class RequestPlan:
             given[id(param)] = value
         templated: dict[int, str] = {}
         query = ""
-        for param in self._order:
-            value = given.get(id(param))
+        for slot, param, in_query, workspace, required, direct in self._steps:
+            value = given.get(slot)
             if value is None:
-                if param.name == "workspaceId" and default_workspace is not None:
+                if workspace and default_workspace is not None:
                     value = default_workspace
-                elif param.required:
+                elif required:
                     return None
                 else:
                     continue
-            text = _plain(param, value)
-            if text is not None:
-                if param.location == "query":
-                    query += f"&{param.name}={text}"
-                else:
-                    templated[id(param)] = text
-            elif param.location == "query" and param.kind == "array" and type(value) in _SEQS:
+            kind = type(value)
+            if kind is int and direct & _INT:
+                text = str(value)
+            elif kind is str and direct & _STR and value.isascii() and value.isalnum():
+                if direct & _DIGITS and not value.isdigit():
+                    return None  # an integer parameter given text: the general path
+                text = value
+            elif in_query and param.kind == "array" and kind in _SEQS:
                 pairs: list[tuple[str, str]] = []
                 try:  # a list or tuple: read once, so the general path sees it unchanged
                     _add_query(param, _serialise(param, value), pairs)
                 except (TypeError, ValueError):
                     return None
                 query += "".join(f"&{k}={v}" for k, v in pairs)
+                continue
             else:
                 return None  # anything else: the general path checks and encodes it
+            if in_query:
+                query += f"&{param.name}={text}"
+            else:
+                templated[slot] = text
         url = self.prefix
         for literal, name, slot in self._segments:
             url += literal
@@ -100,18 +118,22 @@ class RequestPlan:
         return Request(self.operation_id, self.method, url, headers)
 
 
-def _plain(param: Parameter, value: Any) -> str | None:
-    """The wire text of a value that needs no checking or encoding, else None."""
+_INT = 1  # an int is written as str(value)
+_STR = 2  # ASCII letters and digits are written as they are
+_DIGITS = 4  # ... when they are all digits
+
+
+def _direct(param: Parameter) -> int:
+    """Which values of ``param`` need no checking or encoding (flags above)."""
     if param.enum is not None or param.kind in ("array", "object"):
-        return None
-    if type(value) is int and param.kind in ("integer", "number", "string", None):
-        return str(value)
-    plain_text = type(value) is str and value.isascii() and value.isalnum()
-    if plain_text and (
-        param.kind in ("string", None) or (param.kind == "integer" and value.isdigit())
-    ):
-        return str(value)
-    return None
+        return 0
+    if param.kind in ("string", None):
+        return _INT | _STR
+    if param.kind == "integer":
+        return _INT | _STR | _DIGITS
+    if param.kind == "number":
+        return _INT
+    return 0
 
 
 def plan_for(op: Operation, endpoint: str) -> RequestPlan | None:

@@ -279,7 +279,7 @@ class CallObserver:
 class Observability:
     """A session's hooks and tracer; :meth:`begin` makes the observer of one call."""
 
-    __slots__ = ("always", "on_request", "on_response", "on_retry", "tracer")
+    __slots__ = ("always", "hooks", "on_request", "on_response", "on_retry", "tracer")
 
     def __init__(
         self,
@@ -303,11 +303,13 @@ class Observability:
                 ) from exc
             self.tracer = OtelTracer(endpoint)
         # something needs an observer on every call, whatever the log level
-        self.always = bool(on_request or on_response or self.tracer)
+        self.hooks = bool(on_request or on_response)
+        self.always = self.hooks or self.tracer is not None
 
-    def watching(self) -> bool:
-        """Whether :meth:`begin` would make an observer for an unforced call."""
-        return self.always or http_log.isEnabledFor(logging.DEBUG)
+    def hooked(self) -> bool:
+        """Whether a hook is set or the request log is on (tracing aside): then every
+        attempt of a call is reported, which only the general call path does."""
+        return self.hooks or http_log.isEnabledFor(logging.DEBUG)
 
     def begin(self, op: Operation, request: Request, force: bool = False) -> CallObserver | None:
         """The observer for one call, or None when nothing would look at it."""

@@ -126,8 +126,17 @@ class RawResponse:
 
     @property
     def content_type(self) -> str:
+        """The media type, lower case, without parameters ("" when there is none)."""
         value = header(self.headers, "Content-Type") or ""
-        return value.split(";", 1)[0].strip().lower()
+        media = _MEDIA.get(value)
+        if media is None:
+            media = value.split(";", 1)[0].strip().lower()
+            if len(_MEDIA) < 64:  # the few values a server sends, remembered
+                _MEDIA[value] = media
+        return media
+
+
+_MEDIA: dict[str, str] = {}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import inspect
 import logging
 import os
 import ssl as ssl_module
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -226,10 +226,16 @@ class BoundOperation:
             params.append(inspect.Parameter(option, inspect.Parameter.KEYWORD_ONLY, default=None))
         return inspect.Signature(params)
 
-    async def __call__(self, *args: Any, **arguments: Any) -> Any:
+    def __call__(self, *args: Any, **arguments: Any) -> Coroutine[Any, Any, Any]:
+        # not ``async def``: the coroutine returned is the call itself, one frame less on
+        # every resumption (issue 17); any error, positional arguments included, is still
+        # raised when it is awaited
         if args:
-            self._positional(args)
-        return await self._tower._invoke(self.operation, arguments)
+            return self._refuse(args)
+        return self._tower._invoke(self.operation, arguments)
+
+    async def _refuse(self, args: tuple[Any, ...]) -> Any:
+        self._positional(args)
 
     async def raw(self, *args: Any, **arguments: Any) -> RawResult:
         """The call with everything that came back: ``status``, ``headers``, ``data`` (the
@@ -632,8 +638,12 @@ class Tower(TypedOperations):
         else:
             # trust_env=False: aiohttp would look up proxies and .netrc in a thread on every
             # request (two executor hops, ~0.5 ms per call); the proxy is resolved once below.
+            # DummyCookieJar: the Platform authenticates by the bearer token, and a cookie a
+            # response sets is never sent back (as the tw CLI does); no per-call jar work.
             http = aiohttp.ClientSession(
-                trust_env=False, json_serialize=lambda o: orjson.dumps(o).decode()
+                trust_env=False,
+                json_serialize=lambda o: orjson.dumps(o).decode(),
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
             self._session = http
         if self._proxy is None:
@@ -986,46 +996,78 @@ class Tower(TypedOperations):
         )
 
     async def _invoke(self, op: Operation, arguments: dict[str, Any]) -> Any:
-        """One call's data.  The common call (the session's options, unobserved) is built by
-        the operation's plan and its first attempt sent inline: the retry machinery is
-        entered only when that attempt's outcome is not a success."""
+        """One call's data.  The common call (the session's options, no hook and no request
+        log) is built by the operation's plan and its first attempt sent inline: the retry
+        machinery is entered only when that attempt's outcome is not a success.  A traced
+        session takes the same path, inside the call's span."""
         planned = self._planned(op, arguments) if _GENERAL_KEYS.isdisjoint(arguments) else None
         if planned is None:
             return (await self._exchange(op, arguments, False))[1]
         request, facts, mode, transport = planned
-        started = self._clock.monotonic()
-        limiter = self._limiter if facts.limited else None
-        attempt = None
-        sent: Awaitable[RawResponse]
-        if limiter is None:
-            sent = transport.send(request, timeout=facts.timeout)
-        else:  # the attempt cuts its timeout to what the wait left of the deadline
-            await limiter.acquire()
-            attempt = self._attempt(op, request, facts.options, started, None, transport)
-            sent = attempt()
+        observer = None
+        if self._observe.tracer is not None:
+            observer = CallObserver(self._observe, op, request, False)  # starts the span
         raw: RawResponse | None = None
-        error: TransportError | None = None
         try:
-            raw = await sent
-        except TransportError as exc:
-            error = exc
-        if raw is not None and 200 <= raw.status < 400:
-            feedback = None if limiter is None else _feedback(limiter)
-            if feedback is not None:
-                feedback.on_success()
-            budget = self._retry.budget  # what RetryPolicy.record_success(0) does
-            if budget is not None:
-                budget.record_success(0)
-        else:
-            if attempt is None:
-                attempt = self._attempt(op, request, facts.options, started, None, transport)
-            raw = await send_with_retries(
-                attempt,
-                first=(raw, error),
-                started=started,
-                **self._retry_arguments(op, facts.idempotent, facts.options.deadline),
-            )
-        return self._interpret(op, request, raw, mode)
+            started = self._clock.monotonic()
+            limiter = self._limiter if facts.limited else None
+            sent: Awaitable[RawResponse]
+            if limiter is None:
+                if observer is not None:
+                    observer.on_attempt(1, 0.0)
+                sent = transport.send(request, timeout=facts.timeout)
+            else:  # the attempt cuts its timeout to what the wait left of the deadline
+                await limiter.acquire()
+                if observer is not None:
+                    observer.on_attempt(1, self._clock.monotonic() - started)
+                sent = self._attempt(op, request, facts.options, started, None, transport)()
+            error: TransportError | None = None
+            try:
+                raw = await sent
+            except TransportError as exc:
+                error = exc
+            if raw is not None and 200 <= raw.status < 400:
+                self._succeeded(limiter)
+            else:
+                first = (raw, error)
+                raw = await self._retry_planned(
+                    op, request, facts, transport, observer, first, started
+                )
+            data = self._interpret(op, request, raw, mode)
+        except BaseException as exc:
+            if observer is not None:
+                observer.finish(raw, exc, False)
+            raise
+        if observer is not None:
+            observer.finish(raw, None, False)
+        return data
+
+    def _succeeded(self, limiter: Limiter | None) -> None:
+        """What the retry loop does for a first attempt that succeeded."""
+        feedback = None if limiter is None else _feedback(limiter)
+        if feedback is not None:
+            feedback.on_success()
+        budget = self._retry.budget  # RetryPolicy.record_success(0), when it changes anything
+        if budget is not None and budget.available < budget.capacity:
+            budget.record_success(0)
+
+    async def _retry_planned(
+        self,
+        op: Operation,
+        request: Request,
+        facts: _Facts,
+        transport: AiohttpTransport | GuardedTransport,
+        observer: CallObserver | None,
+        first: tuple[RawResponse | None, TransportError | None],
+        started: float,
+    ) -> RawResponse:
+        """A planned call whose first attempt did not succeed: the retry loop from there."""
+        attempt = self._attempt(op, request, facts.options, started, None, transport)
+        retry = self._retry_arguments(op, facts.idempotent, facts.options.deadline)
+        if observer is not None:
+            retry["on_retry"] = observer.on_retry
+            retry["on_attempt"] = observer.on_attempt
+        return await send_with_retries(attempt, first=first, started=started, **retry)
 
     def _facts_for(self, op: Operation, transport: AiohttpTransport | GuardedTransport) -> _Facts:
         options = self._call_options(op, {})
@@ -1058,7 +1100,7 @@ class Tower(TypedOperations):
             facts = self._facts_for(op, transport)
         mode = self.validation
         plan = facts.plan
-        if plan is None or transport is None or mode not in _MODES or self._observe.watching():
+        if plan is None or transport is None or mode not in _MODES or self._observe.hooked():
             return None
         request = plan.build(arguments, facts.headers, self._resolved_workspace)
         if request is None:

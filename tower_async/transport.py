@@ -327,7 +327,23 @@ class AiohttpTransport:
                 proxy=self.proxy,
                 allow_redirects=False,
             )
-            return await self._answer(request, response, stream, idle_timeout, total_timeout)
+            try:  # read here, not in a helper coroutine: one frame less per resumption
+                if stream and 200 <= response.status < 300:
+                    return self._streamed(request, response, idle_timeout, total_timeout)
+                length = response.content_length
+                if (
+                    length is not None
+                    and length <= self.max_response_bytes
+                    and "Content-Encoding" not in response.headers
+                ):
+                    content = await response.read()  # exactly Content-Length bytes
+                else:
+                    content = await self._read(request, response)
+            except BaseException:
+                response.close()
+                raise
+            response.release()
+            return RawResponse(response.status, response.headers, content)
         except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError) as exc:
             raise self._failure(request, exc) from (
                 cause_of(exc) if not isinstance(exc, RuntimeError) else exc
@@ -336,30 +352,21 @@ class AiohttpTransport:
             for fh in opened:
                 fh.close()
 
-    async def _answer(
+    def _streamed(
         self,
         request: Request,
         response: aiohttp.ClientResponse,
-        stream: bool,
         idle_timeout: float | None,
         total_timeout: float | None,
     ) -> RawResponse:
-        """The response as a RawResponse: 2xx bodies of streaming calls left unread."""
-        try:
-            if stream and 200 <= response.status < 300:
-                body = StreamingBody(
-                    response,
-                    request.operation_id,
-                    idle_timeout=idle_timeout,
-                    total_timeout=total_timeout,
-                )
-                return RawResponse(response.status, response.headers, b"", body)
-            content = await self._read(request, response)
-        except BaseException:
-            response.close()
-            raise
-        response.release()
-        return RawResponse(response.status, response.headers, content)
+        """A 2xx response of a streaming call, its body left unread."""
+        body = StreamingBody(
+            response,
+            request.operation_id,
+            idle_timeout=idle_timeout,
+            total_timeout=total_timeout,
+        )
+        return RawResponse(response.status, response.headers, b"", body)
 
     def _failure(
         self, request: Request, exc: aiohttp.ClientError | asyncio.TimeoutError | RuntimeError
@@ -384,15 +391,14 @@ class AiohttpTransport:
             await self.session.close()
 
     async def _read(self, request: Request, response: aiohttp.ClientResponse) -> bytes:
-        """The whole body, decompressed, in chunks: ResponseTooLarge past the cap."""
+        """The whole body, decompressed, in chunks: ResponseTooLarge past the cap (at once
+        when Content-Length says so)."""
         limit = self.max_response_bytes
         length = response.content_length
-        if length is not None and "Content-Encoding" not in response.headers:
-            if length > limit:  # said so up front: refuse without reading
-                raise ResponseTooLarge(
-                    request.operation_id, request.method, _public_url(request.url), limit
-                )
-            return await response.read()  # reads exactly Content-Length bytes
+        if length is not None and length > limit and "Content-Encoding" not in response.headers:
+            raise ResponseTooLarge(
+                request.operation_id, request.method, _public_url(request.url), limit
+            )
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.content.iter_any():
