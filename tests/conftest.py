@@ -77,9 +77,12 @@ async def fake() -> AsyncIterator[FakePlatform]:
     assert not platform.errors, f"the fake Platform answered 500 on bugs: {platform.errors!r}"
 
 
-def session_on(fake: FakePlatform, cache_dir: Path, **options: Any) -> Tower:
+def session_on(fake: FakePlatform, cache_dir: Path | None = None, **options: Any) -> Tower:
     """A Tower on ``fake`` with its token, in ``my-org/production`` (resolved by name),
-    without a rate limit; ``options`` are more Tower() arguments or replace those."""
+    without a rate limit; ``options`` are more Tower() arguments or replace those.
+
+    ``cache_dir=None``: the run's user cache (``_isolated_user_cache``), where every fake's
+    document is filed once by content, so a session opens without parsing it again."""
     defaults: dict[str, Any] = {"workspace": "my-org/production"}
     if "limiter" not in options:  # a limiter object sets its own rate
         defaults["rate_limit"] = None
@@ -88,9 +91,9 @@ def session_on(fake: FakePlatform, cache_dir: Path, **options: Any) -> Tower:
 
 
 @pytest.fixture
-async def tw(fake: FakePlatform, tmp_path: Path) -> AsyncIterator[Tower]:
+async def tw(fake: FakePlatform) -> AsyncIterator[Tower]:
     """A session on ``fake`` in the workspace ``my-org/production`` (resolved by name)."""
-    async with session_on(fake, tmp_path / "cache") as session:
+    async with session_on(fake) as session:
         yield session
 
 
