@@ -19,6 +19,15 @@ REPO = Path(__file__).resolve().parents[1]
 VERSIONS = ("1.85.0", "1.115.0", "1.181.0")
 
 
+def soak(count: int) -> int:
+    """``count`` times ``$TOWER_ASYNC_SOAK`` (a whole number >= 1, default 1): how many
+    trials or examples a bounded test runs; ``TOWER_ASYNC_SOAK=20`` for the heavy version."""
+    text = os.environ.get("TOWER_ASYNC_SOAK", "").strip() or "1"
+    if not text.isdigit() or int(text) < 1:
+        raise pytest.UsageError(f"TOWER_ASYNC_SOAK must be a whole number >= 1, not {text!r}")
+    return count * int(text)
+
+
 def specs_dir() -> Path:
     """``$TOWER_ASYNC_SPECS``, else ``../shared/openapi`` beside the repository."""
     env = os.environ.get("TOWER_ASYNC_SPECS")
