@@ -79,7 +79,7 @@ def test_200_tasks_for_30_virtual_seconds_see_no_429() -> None:
     """30 windows of the fake's strict window on virtual time (the real-HTTP check below
     runs for 1.5 s): the shared bucket keeps every window at or under the limit."""
 
-    async def main(loop: asyncio.AbstractEventLoop) -> tuple[int, list[BaseException], Any]:
+    async def main(loop: asyncio.AbstractEventLoop) -> tuple[int, list[BaseException], Any, int]:
         clock = LoopClock(loop)
         platform = SimulatedPlatform(LIMIT)
         limiter = AiolimiterLimiter(LIMIT, key="virtual", clock=clock)
@@ -95,20 +95,23 @@ def test_200_tasks_for_30_virtual_seconds_see_no_429() -> None:
             ok, errors = await run_until(
                 loop.time() + 30, 200, lambda: tw.list_workflows(workspace_id=1, max=2)
             )
-        return ok, errors, platform.stats
+        return ok, errors, platform.stats, limiter.released
 
     events: list[RetryEvent] = []
-    ok, errors, stats = run_virtual(main)
+    ok, errors, stats, released = run_virtual(main)
     assert errors == [] and events == []
     assert stats.rejected == 0 and stats.max_window_count == LIMIT, stats
     # every window was used (to within the bucket's margin), none overfilled
-    assert stats.accepted == ok >= 30 * LIMIT / (1 + DEFAULT_MARGIN) - LIMIT, (ok, stats)
+    assert ok <= stats.accepted <= released, (ok, stats)  # the deadline may cut calls
+    assert ok >= 30 * LIMIT / (1 + DEFAULT_MARGIN) - LIMIT, (ok, stats)
 
 
 async def test_200_tasks_for_1_5_seconds_see_no_429(fake: FakePlatform) -> None:
     ws = fake.workspace_id("my-org", "production")
     events: list[RetryEvent] = []
-    async with session(fake, on_retry=events.append) as tw:
+    limiter = LimiterRegistry().get(fake.token, LIMIT)
+    assert isinstance(limiter, AiolimiterLimiter)
+    async with session(fake, limiter=limiter, on_retry=events.append) as tw:
         seconds = 1.5
         ok, errors = await run_until(
             time.monotonic() + seconds, 200, lambda: tw.list_workflows(workspace_id=ws, max=2)
@@ -117,8 +120,10 @@ async def test_200_tasks_for_1_5_seconds_see_no_429(fake: FakePlatform) -> None:
     assert errors == [] and events == []
     assert stats.rejected == 0, stats
     assert stats.max_window_count <= LIMIT
-    # calls did go through (how fast is bench/bench_ratelimit.py's business, not a test's)
-    assert ok > 0 and stats.accepted == ok, (ok, stats)
+    # calls did go through (how fast is bench/bench_ratelimit.py's business, not a test's);
+    # a call the server took but whose answer the deadline's cancellation cut off (a loaded
+    # host) counts there and not in ``ok``, and never more than the bucket let through
+    assert 0 < ok <= stats.accepted <= limiter.released, (ok, stats, limiter.released)
 
 
 def _adaptive_on_virtual_time(adaptive: bool, server_limit: int, calls: int) -> Any:
