@@ -19,6 +19,15 @@ REPO = Path(__file__).resolve().parents[1]
 VERSIONS = ("1.85.0", "1.115.0", "1.181.0")
 
 
+def soak(count: int) -> int:
+    """``count`` times ``$TOWER_ASYNC_SOAK`` (a whole number >= 1, default 1): how many
+    trials or examples a bounded test runs; ``TOWER_ASYNC_SOAK=20`` for the heavy version."""
+    text = os.environ.get("TOWER_ASYNC_SOAK", "").strip() or "1"
+    if not text.isdigit() or int(text) < 1:
+        raise pytest.UsageError(f"TOWER_ASYNC_SOAK must be a whole number >= 1, not {text!r}")
+    return count * int(text)
+
+
 def specs_dir() -> Path:
     """``$TOWER_ASYNC_SPECS``, else ``../shared/openapi`` beside the repository."""
     env = os.environ.get("TOWER_ASYNC_SPECS")
@@ -71,15 +80,20 @@ def _fresh_limiter_registry() -> Iterator[None]:
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakePlatform]:
-    """The fake Platform without a rate limit (tests that need one start their own)."""
-    async with FakePlatform(rate_limit=None) as platform:
+    """The fake Platform without a rate limit (tests that need one start their own).
+
+    A short shutdown: a latency fault a test left behind is cut after 0.1 s, not 0.5 s."""
+    async with FakePlatform(rate_limit=None, shutdown_timeout=0.1) as platform:
         yield platform
     assert not platform.errors, f"the fake Platform answered 500 on bugs: {platform.errors!r}"
 
 
-def session_on(fake: FakePlatform, cache_dir: Path, **options: Any) -> Tower:
+def session_on(fake: FakePlatform, cache_dir: Path | None = None, **options: Any) -> Tower:
     """A Tower on ``fake`` with its token, in ``my-org/production`` (resolved by name),
-    without a rate limit; ``options`` are more Tower() arguments or replace those."""
+    without a rate limit; ``options`` are more Tower() arguments or replace those.
+
+    ``cache_dir=None``: the run's user cache (``_isolated_user_cache``), where every fake's
+    document is filed once by content, so a session opens without parsing it again."""
     defaults: dict[str, Any] = {"workspace": "my-org/production"}
     if "limiter" not in options:  # a limiter object sets its own rate
         defaults["rate_limit"] = None
@@ -88,9 +102,9 @@ def session_on(fake: FakePlatform, cache_dir: Path, **options: Any) -> Tower:
 
 
 @pytest.fixture
-async def tw(fake: FakePlatform, tmp_path: Path) -> AsyncIterator[Tower]:
+async def tw(fake: FakePlatform) -> AsyncIterator[Tower]:
     """A session on ``fake`` in the workspace ``my-org/production`` (resolved by name)."""
-    async with session_on(fake, tmp_path / "cache") as session:
+    async with session_on(fake) as session:
         yield session
 
 

@@ -21,8 +21,8 @@ BASE = "https://api.example.test"
 
 
 @pytest.fixture(scope="module")
-def documents(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    cache = SchemaCache(tmp_path_factory.mktemp("binding-cache"))
+def documents(shared_cache_dir: Path) -> dict[str, dict[str, Any]]:
+    cache = SchemaCache(shared_cache_dir)  # the run's: each version is parsed once per run
     out = {}
     for v in VERSIONS:
         out[v] = load_document(spec_path(v), cache=cache, validate=False).document

@@ -27,12 +27,14 @@ import pytest
 from tower_async.orchestration import Journal, LaunchSpec
 from tower_async.orchestration.bulk import derive_run_name
 
+from .conftest import soak
+
 REPO = Path(__file__).resolve().parents[1]
 CHILD = REPO / "tests" / "bulk_child.py"
 ITEMS = 60
 CHILD_RATE = "250"  # the child's calls/s: the launches run ~0.25 s after the first outcome
 # kill trials per signal; TOWER_ASYNC_SOAK=N runs N times as many (e.g. 10 for a soak)
-SOAK = max(1, int(os.environ.get("TOWER_ASYNC_SOAK") or 1))
+SOAK = soak(1)
 TRIALS = 3 * SOAK
 ROWS = 120  # samplesheet rows for the example's runs
 # the launch route answers, processes and then drops, processes and then answers late, or

@@ -6,13 +6,16 @@ huge and empty strings, dot segments, wrong types, None, nested junk, datetimes)
 it through the sans-I/O builder and through a session whose endpoint is a loopback server
 answering ``200 {}`` to everything.  Only the library's own errors (:class:`TowerError`
 subclasses) may come out, and a call refused with RequestValidationError sends nothing.
-Seeded and bounded (``derandomize=True``, a few examples) so it runs in seconds.
+Seeded and bounded (``derandomize=True``, a few examples per operation) so it runs in
+seconds; ``TOWER_ASYNC_SOAK=N`` draws N times as many.
 """
 
 from __future__ import annotations
 
 import datetime
 import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,10 +28,11 @@ from tower_async.sansio import build_request
 from tower_async.spec import SchemaCache, load_document
 from tower_async.validation import TowerValidationWarning
 
-from .conftest import spec_path
+from .conftest import soak, spec_path
 from .loopback import TOKEN, Server, published_fixture, server_fixture  # noqa: F401 - fixtures
 
 BASE = "http://127.0.0.1:9/api"
+GROUP = 10  # operations drawn per hypothesis run
 
 ANY_CHAR = st.characters(codec=None, categories=None)  # surrogates and controls included
 NASTY_TEXT = st.sampled_from(
@@ -90,8 +94,8 @@ OPTIONS = st.fixed_dictionaries(
 
 
 @pytest.fixture(scope="module")
-def operations(tmp_path_factory: pytest.TempPathFactory) -> list[Operation]:
-    cache = SchemaCache(tmp_path_factory.mktemp("fuzz-cache"))
+def operations(shared_cache_dir: Path) -> list[Operation]:
+    cache = SchemaCache(shared_cache_dir)  # the run's: 1.181.0 is parsed once per run
     document = load_document(spec_path("1.181.0"), cache=cache, validate=False).document
     return sorted(bind_operations(document).values(), key=lambda op: op.operation_id)
 
@@ -125,11 +129,12 @@ def arguments(draw: st.DrawFn, op: Operation) -> dict[str, Any]:
 
 
 def examples(strategy: st.SearchStrategy[Any], count: int) -> list[Any]:
-    """``count`` seeded draws of ``strategy`` (derandomized: the same on every run)."""
+    """``soak(count)`` seeded draws of ``strategy`` (derandomized: the same on every run;
+    ``TOWER_ASYNC_SOAK=N`` draws N times as many)."""
     out: list[Any] = []
 
     @settings(
-        max_examples=count,
+        max_examples=soak(count),
         derandomize=True,
         deadline=None,
         database=None,
@@ -144,23 +149,33 @@ def examples(strategy: st.SearchStrategy[Any], count: int) -> list[Any]:
     return out
 
 
+def per_operation(
+    operations: list[Operation], draw: Callable[[Operation], st.SearchStrategy[Any]], count: int
+) -> Iterator[tuple[Operation, Any]]:
+    """``examples(draw(op), count)`` for every operation, drawn for a few operations at a time
+    (one hypothesis run per group: each run has a fixed cost, ~20 ms)."""
+    for start in range(0, len(operations), GROUP):
+        group = operations[start : start + GROUP]
+        for drawn in examples(st.tuples(*(draw(op) for op in group)), count):
+            yield from zip(group, drawn, strict=True)
+
+
 def test_the_builder_raises_only_request_validation_errors(operations: list[Operation]) -> None:
     built: set[str] = set()
-    for op in operations:
-        for args in examples(arguments(op), 12):
-            body = args.pop("body", None)
-            try:
-                request = build_request(op, BASE, args, body=body)
-            except RequestValidationError as exc:
-                assert exc.operation_id == op.operation_id
-                str(exc).encode("utf-8")  # the message itself is printable
-                continue
-            built.add(op.operation_id)
-            assert request.url.isascii() and request.url.startswith(BASE + "/")
-            assert "/../" not in request.url and "/./" not in request.url
-            for value in request.headers.values():
-                assert "\r" not in value and "\n" not in value
-                value.encode("utf-8")
+    for op, args in per_operation(operations, arguments, 6):
+        body = args.pop("body", None)
+        try:
+            request = build_request(op, BASE, args, body=body)
+        except RequestValidationError as exc:
+            assert exc.operation_id == op.operation_id
+            str(exc).encode("utf-8")  # the message itself is printable
+            continue
+        built.add(op.operation_id)
+        assert request.url.isascii() and request.url.startswith(BASE + "/")
+        assert "/../" not in request.url and "/./" not in request.url
+        for value in request.headers.values():
+            assert "\r" not in value and "\n" not in value
+            value.encode("utf-8")
     assert len(built) > len(operations) // 2  # most operations did build at least once
 
 
@@ -169,8 +184,9 @@ async def test_a_session_raises_only_library_errors(
 ) -> None:
     plan = [
         (op, {**args, **opts})
-        for op in operations
-        for args, opts in examples(st.tuples(arguments(op), OPTIONS), 3)
+        for op, (args, opts) in per_operation(
+            operations, lambda op: st.tuples(arguments(op), OPTIONS), 2
+        )
     ]
     outcomes: dict[str, int] = {"ok": 0, "refused": 0, "other": 0}
     with warnings.catch_warnings():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,8 +29,8 @@ BASE = "http://127.0.0.1:9"
 
 
 @pytest.fixture(scope="module")
-def ops(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    cache = SchemaCache(tmp_path_factory.mktemp("args-cache"))
+def ops(shared_cache_dir: Path) -> Any:
+    cache = SchemaCache(shared_cache_dir)  # the run's: 1.181.0 is parsed once per run
     return bind_operations(
         load_document(spec_path("1.181.0"), cache=cache, validate=False).document
     )

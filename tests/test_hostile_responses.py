@@ -20,6 +20,7 @@ import pytest
 from aiohttp import web
 
 from tower_async import Tower, TowerError, TransportError
+from tower_async.clock import VirtualClock
 from tower_async.errors import (
     OriginError,
     RedirectError,
@@ -30,7 +31,7 @@ from tower_async.errors import (
     SpecError,
 )
 from tower_async.operations import bind_operations
-from tower_async.retries import RetryPolicy
+from tower_async.retries import ExponentialBackoff, RetryPolicy
 from tower_async.sansio import Request, build_request
 from tower_async.transport import AiohttpTransport
 from tower_async.validation import TowerValidationWarning
@@ -159,7 +160,9 @@ def _gzip_bomb(decompressed: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def bomb() -> bytes:
-    return _gzip_bomb(600 * 1024 * 1024)  # ~600 KB on the wire, 600 MB inflated
+    # ~100 KB on the wire, 100 MB inflated: 12x the cap below (a full inflate would show in
+    # the peak), and compressed in 0.3 s rather than the 1.6 s of 600 MB
+    return _gzip_bomb(100 * 1024 * 1024)
 
 
 async def test_a_gzip_bomb_stops_at_the_cap_without_ballooning(tmp_path: Path, bomb: bytes) -> None:
@@ -180,7 +183,7 @@ async def test_a_gzip_bomb_stops_at_the_cap_without_ballooning(tmp_path: Path, b
         finally:
             tracemalloc.stop()
         assert isinstance(info.value, TowerError) and info.value.operation_id == "ListThings"
-        assert peak < 4 * cap  # the cap's worth plus chunks, not 600 MB
+        assert peak < 4 * cap  # the cap's worth plus chunks, not 100 MB
         assert len(server.seen) == 1  # not retried
 
 
@@ -284,11 +287,17 @@ async def test_garbage_retry_after_is_bounded(tmp_path: Path) -> None:
         return json_response({"message": "slow down"}, status=429, **{"Retry-After": "nan"})
 
     policy = RetryPolicy(max_attempts=3)
-    async with serve(throttled) as server, session(server, tmp_path, retry=policy) as tw:
+    clock = VirtualClock()  # the waits between attempts, on virtual time
+    async with (
+        serve(throttled) as server,
+        session(server, tmp_path, retry=policy, clock=clock) as tw,
+    ):
         with pytest.raises(TowerError) as info:
             await tw.list_things()
         assert info.value.status == 429  # type: ignore[attr-defined]
         assert len(server.seen) == 3  # counted towards max_attempts, not 50 paced retries
+    # two waits, each the throttle's floor plus jitter: neither NaN nor unbounded
+    assert len(clock.sleeps) == 2 and all(0.25 <= s <= 0.5 for s in clock.sleeps), clock.sleeps
 
 
 async def _trickle(request: web.Request) -> web.StreamResponse:
@@ -302,13 +311,15 @@ async def _trickle(request: web.Request) -> web.StreamResponse:
 
 
 async def test_a_trickling_body_ends_at_the_deadline_without_retries(tmp_path: Path) -> None:
-    async with serve(_trickle) as server, session(server, tmp_path) as tw:
+    # a short backoff: how often the timed-out GET is retried is the point, not the waits
+    fast = RetryPolicy(backoff=ExponentialBackoff(base=0.01, max_backoff=0.05))
+    async with serve(_trickle) as server, session(server, tmp_path, retry=fast) as tw:
         with pytest.raises(TransportError, match="Timeout"):
-            await tw.list_things(timeout=0.5, deadline=0.5)
+            await tw.list_things(timeout=0.3, deadline=0.3)
         assert len(server.seen) == 1
         # with the default deadline, a timed-out GET is retried, a bounded number of times
         with pytest.raises(TransportError):
-            await tw.list_things(timeout=0.3)
+            await tw.list_things(timeout=0.2)
         assert 2 <= len(server.seen) <= 1 + 5
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -31,10 +30,8 @@ def expected_pages(n: int, page_size: int = PS) -> int:
 
 
 @pytest.fixture
-async def tw(fake: FakePlatform, tmp_path: Path) -> AsyncIterator[Tower]:
-    async with Tower(
-        token=fake.token, endpoint=fake.url, cache_dir=tmp_path, rate_limit=None
-    ) as session:
+async def tw(fake: FakePlatform) -> AsyncIterator[Tower]:
+    async with Tower(token=fake.token, endpoint=fake.url, rate_limit=None) as session:
         yield session
 
 
@@ -215,7 +212,7 @@ async def _other_tasks() -> set[asyncio.Task[Any]]:
 
 @pytest.mark.parametrize("prefetch", [False, True])
 async def test_early_break_releases_the_connection_at_once(
-    fake: FakePlatform, tmp_path: Path, prefetch: bool
+    fake: FakePlatform, prefetch: bool
 ) -> None:
     ws = new_workspace(fake, "brk")
     fake.state.add_workflows(ws, 100)
@@ -223,9 +220,7 @@ async def test_early_break_releases_the_connection_at_once(
     connector = aiohttp.TCPConnector(limit=1)
     async with (
         aiohttp.ClientSession(connector=connector) as http,
-        Tower(
-            token=fake.token, endpoint=fake.url, cache_dir=tmp_path, rate_limit=None, session=http
-        ) as tw,
+        Tower(token=fake.token, endpoint=fake.url, rate_limit=None, session=http) as tw,
     ):
         first = await tw.list_workflows(workspace_id=ws, max=1)
         assert len(first["workflows"]) == 1
@@ -347,7 +342,7 @@ class CountingLimiter:
         return None
 
 
-async def test_pages_use_the_limiter_and_retries(fake: FakePlatform, tmp_path: Path) -> None:
+async def test_pages_use_the_limiter_and_retries(fake: FakePlatform) -> None:
     ws = new_workspace(fake, "retry")
     for i in range(42):
         fake.state.add_label(ws, f"l{i:03d}")
@@ -357,7 +352,6 @@ async def test_pages_use_the_limiter_and_retries(fake: FakePlatform, tmp_path: P
     async with Tower(
         token=fake.token,
         endpoint=fake.url,
-        cache_dir=tmp_path,
         limiter=limiter,  # type: ignore[arg-type]
         retry=policy,
         on_retry=retried.append,
@@ -373,11 +367,11 @@ async def test_pages_use_the_limiter_and_retries(fake: FakePlatform, tmp_path: P
         assert limiter.acquired == it.pages_fetched + 2 == 7
 
 
-async def test_real_rate_limit_paces_paging(tmp_path: Path) -> None:
+async def test_real_rate_limit_paces_paging() -> None:
     async with FakePlatform(rate_limit=20) as fake:
         ws = fake.workspace_id("my-org", "production")
         fake.state.add_workflows(ws, 60)
-        async with Tower(token=fake.token, endpoint=fake.url, cache_dir=tmp_path) as tw:
+        async with Tower(token=fake.token, endpoint=fake.url) as tw:
             it = tw.list_workflows.items(workspace_id=ws, page_size=2, max_items=50)
             assert len(await collect(it)) == 50
         assert it.pages_fetched == 25

@@ -14,32 +14,38 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tower_async import RateLimited, ServerError, Tower, TransportError
-from tower_async.ratelimit import AiolimiterLimiter, LimiterRegistry
-from tower_async.retries import RetryEvent, RetryPolicy
+from tower_async.ratelimit import DEFAULT_MARGIN, AdaptiveRate, AiolimiterLimiter, LimiterRegistry
+from tower_async.retries import ExponentialBackoff, RetryEvent, RetryPolicy, ThrottlePolicy
 from tower_async.testing import FakePlatform, run_in_thread
+from tower_async.testing.app import DEFAULT_API_VERSION
+from tower_async.testing.openapi import build_document
+
+from .virtual_time import ENDPOINT as SIMULATED_ENDPOINT
+from .virtual_time import LoopClock, SimulatedPlatform, run_virtual
 
 LIMIT = 20  # the fake's default: calls per token per sliding 1 s window
+FAKE_DOCUMENT = build_document(DEFAULT_API_VERSION)
 
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakePlatform]:
-    async with FakePlatform() as platform:
+    # a short shutdown: the latency faults below leave handlers sleeping past the test
+    async with FakePlatform(shutdown_timeout=0.1) as platform:
         yield platform
     assert not platform.errors, f"fake Platform answered 500 on bugs: {platform.errors!r}"
 
 
-def session(fake: FakePlatform, cache_dir: Path, **kwargs: Any) -> Tower:
+def session(fake: FakePlatform, **kwargs: Any) -> Tower:
     kwargs.setdefault("token", fake.token)
     # a private bucket registry per test: buckets of earlier tests (same token digest on a
     # reused loop) must not leak in
     kwargs.setdefault("limiter", LimiterRegistry().get(kwargs["token"], kwargs.pop("rate", LIMIT)))
-    return Tower(endpoint=fake.url, cache_dir=cache_dir, **kwargs)
+    return Tower(endpoint=fake.url, **kwargs)
 
 
 async def run_until(deadline: float, tasks: int, call: Any) -> tuple[int, list[BaseException]]:
@@ -47,10 +53,11 @@ async def run_until(deadline: float, tasks: int, call: Any) -> tuple[int, list[B
     queued at the deadline are cancelled.  Returns (successes, errors)."""
     ok = 0
     errors: list[BaseException] = []
+    now = asyncio.get_running_loop().time  # time.monotonic, or virtual on a VirtualTimeLoop
 
     async def worker() -> None:
         nonlocal ok
-        while time.monotonic() < deadline:
+        while now() < deadline:
             try:
                 await call()
                 ok += 1
@@ -58,7 +65,7 @@ async def run_until(deadline: float, tasks: int, call: Any) -> tuple[int, list[B
                 errors.append(exc)
 
     workers = [asyncio.create_task(worker()) for _ in range(tasks)]
-    await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+    await asyncio.sleep(max(0.0, deadline - now()))
     for w in workers:
         w.cancel()
     await asyncio.gather(*workers, return_exceptions=True)
@@ -68,11 +75,44 @@ async def run_until(deadline: float, tasks: int, call: Any) -> tuple[int, list[B
 # -- the window ------------------------------------------------------------------------------
 
 
-async def test_200_tasks_for_3_seconds_see_no_429(fake: FakePlatform, cache_dir: Path) -> None:
+def test_200_tasks_for_30_virtual_seconds_see_no_429() -> None:
+    """30 windows of the fake's strict window on virtual time (the real-HTTP check below
+    runs for 1.5 s): the shared bucket keeps every window at or under the limit."""
+
+    async def main(loop: asyncio.AbstractEventLoop) -> tuple[int, list[BaseException], Any, int]:
+        clock = LoopClock(loop)
+        platform = SimulatedPlatform(LIMIT)
+        limiter = AiolimiterLimiter(LIMIT, key="virtual", clock=clock)
+        async with Tower(
+            spec=FAKE_DOCUMENT,
+            token="virtual-token",
+            endpoint=SIMULATED_ENDPOINT,
+            transport=platform,
+            limiter=limiter,
+            clock=clock,
+            on_retry=events.append,
+        ) as tw:
+            ok, errors = await run_until(
+                loop.time() + 30, 200, lambda: tw.list_workflows(workspace_id=1, max=2)
+            )
+        return ok, errors, platform.stats, limiter.released
+
+    events: list[RetryEvent] = []
+    ok, errors, stats, released = run_virtual(main)
+    assert errors == [] and events == []
+    assert stats.rejected == 0 and stats.max_window_count == LIMIT, stats
+    # every window was used (to within the bucket's margin), none overfilled
+    assert ok <= stats.accepted <= released, (ok, stats)  # the deadline may cut calls
+    assert ok >= 30 * LIMIT / (1 + DEFAULT_MARGIN) - LIMIT, (ok, stats)
+
+
+async def test_200_tasks_for_1_5_seconds_see_no_429(fake: FakePlatform) -> None:
     ws = fake.workspace_id("my-org", "production")
     events: list[RetryEvent] = []
-    async with session(fake, cache_dir, on_retry=events.append) as tw:
-        seconds = 3.0
+    limiter = LimiterRegistry().get(fake.token, LIMIT)
+    assert isinstance(limiter, AiolimiterLimiter)
+    async with session(fake, limiter=limiter, on_retry=events.append) as tw:
+        seconds = 1.5
         ok, errors = await run_until(
             time.monotonic() + seconds, 200, lambda: tw.list_workflows(workspace_id=ws, max=2)
         )
@@ -80,49 +120,75 @@ async def test_200_tasks_for_3_seconds_see_no_429(fake: FakePlatform, cache_dir:
     assert errors == [] and events == []
     assert stats.rejected == 0, stats
     assert stats.max_window_count <= LIMIT
-    # calls did go through (how fast is bench/bench_ratelimit.py's business, not a test's)
-    assert ok > 0 and stats.accepted == ok, (ok, stats)
+    # calls did go through (how fast is bench/bench_ratelimit.py's business, not a test's);
+    # a call the server took but whose answer the deadline's cancellation cut off (a loaded
+    # host) counts there and not in ``ok``, and never more than the bucket let through
+    assert 0 < ok <= stats.accepted <= limiter.released, (ok, stats, limiter.released)
 
 
-async def test_429s_absorbed_when_the_server_limit_is_below_the_clients(
-    cache_dir: Path,
-) -> None:
-    server_limit = 8
-    async with FakePlatform() as fake:
-        token = fake.add_token(rate_limit=server_limit)
-        ws = fake.workspace_id("my-org", "production")
+def _adaptive_on_virtual_time(adaptive: bool, server_limit: int, calls: int) -> Any:
+    """Two sessions sharing one bucket at 20/s against a server allowing ``server_limit``/s,
+    ``calls`` calls at once, on virtual time: (results, events, server stats, limiter)."""
+
+    async def main(loop: asyncio.AbstractEventLoop) -> Any:
+        clock = LoopClock(loop)
+        controller = AdaptiveRate(LIMIT, clock=clock) if adaptive else None
+        limiter = AiolimiterLimiter(LIMIT, key="virtual", adaptive=controller, clock=clock)
+        platform = SimulatedPlatform(server_limit)
         events: list[RetryEvent] = []
-        async with session(fake, cache_dir, token=token, on_retry=events.append) as tw:
+        options: dict[str, Any] = {
+            "spec": FAKE_DOCUMENT,
+            "token": "virtual-token",
+            "endpoint": SIMULATED_ENDPOINT,
+            "transport": platform,
+            "limiter": limiter,
+            "clock": clock,
+            "on_retry": events.append,
+        }
+        async with Tower(**options) as one, Tower(**options) as two:
             results = await asyncio.gather(
-                *(tw.list_workflows(workspace_id=ws, max=1) for _ in range(30)),
+                *(
+                    tw.list_workflows(workspace_id=1, max=1)
+                    for _ in range(calls // 2)
+                    for tw in (one, two)
+                ),
                 return_exceptions=True,
             )
-        stats = fake.stats(token)
-        assert not fake.errors
-    assert [r for r in results if isinstance(r, BaseException)] == []
-    assert stats.accepted == 30
-    assert stats.rejected > 0 and stats.max_window_count <= server_limit
-    assert {e.status for e in events} == {429}
-    assert len(events) == stats.rejected  # every 429 was retried, none surfaced
+        return results, events, platform.stats, limiter
+
+    return run_virtual(main)
 
 
-async def test_adaptive_bucket_finds_a_lower_server_limit(cache_dir: Path) -> None:
-    """Server 5/s, client 20/s: the fixed bucket earned 160 429s for 60 calls (73 % of the
-    requests sent); the adaptive one, shared by two sessions, ~6 (4 while the first window
-    drains, then one per failed probe of 6/s)."""
+def test_adaptive_bucket_finds_a_lower_server_limit() -> None:
+    """Server 5/s, client 20/s, on virtual time: the fixed bucket earns ~160 429s for 60
+    calls (73 % of the requests sent); the adaptive one, shared by two sessions, ~6 (4 while
+    the first window drains, then one per failed probe of 6/s)."""
     server_limit, calls = 5, 60
+    outcome = {a: _adaptive_on_virtual_time(a, server_limit, calls) for a in (False, True)}
+    for results, events, stats, _ in outcome.values():
+        assert [r for r in results if isinstance(r, BaseException)] == []
+        assert stats.accepted == calls and stats.max_window_count <= server_limit
+        assert len(events) == stats.rejected and {e.status for e in events} == {429}
+    fixed, adapted = outcome[False][2], outcome[True][2]
+    limiter = outcome[True][3]
+    print(f"virtual: {calls} calls, 429s fixed {fixed.rejected}, adaptive {adapted.rejected}")
+    assert adapted.rejected <= 0.15 * calls and fixed.rejected > 3 * adapted.rejected
+    assert limiter.rate <= server_limit + 1 and limiter.limit == LIMIT
+
+
+async def test_adaptive_bucket_over_http_is_shared_and_slows_down() -> None:
+    """The real path, short: two sessions on one token share the process's adaptive bucket,
+    absorb the 429s of a server below the client's rate (retried, none surfaced), and lower
+    the shared rate.  The long run, and the fixed bucket, are on virtual time above."""
+    server_limit, calls = 10, 12
     async with FakePlatform(rate_limit=server_limit) as fake:
         # a token of its own: the process-wide registry (the real path) must start afresh
         token = fake.add_token(token=f"adaptive-{uuid.uuid4().hex}")
         ws = fake.workspace_id("my-org", "production")
         events: list[RetryEvent] = []
         async with (
-            Tower(
-                token=token, endpoint=fake.url, cache_dir=cache_dir, on_retry=events.append
-            ) as one,
-            Tower(
-                token=token, endpoint=fake.url, cache_dir=cache_dir, on_retry=events.append
-            ) as two,
+            Tower(token=token, endpoint=fake.url, rate_limit=40, on_retry=events.append) as one,
+            Tower(token=token, endpoint=fake.url, rate_limit=40, on_retry=events.append) as two,
         ):
             assert one._limiter is two._limiter
             results = await asyncio.gather(
@@ -136,21 +202,19 @@ async def test_adaptive_bucket_finds_a_lower_server_limit(cache_dir: Path) -> No
             limiter = one._limiter
         stats = fake.stats(token)
         assert not fake.errors
-    print(f"adaptive: {calls} calls, {stats.rejected} 429s, {limiter!r}")
     assert [r for r in results if isinstance(r, BaseException)] == []
     assert stats.accepted == calls and stats.max_window_count <= server_limit
-    assert len(events) == stats.rejected
-    # measured: 6 or 7 (against 160 with adaptive_rate=False)
-    assert stats.rejected <= 0.15 * calls, stats
-    assert isinstance(limiter, AiolimiterLimiter)
-    assert limiter.rate <= server_limit + 1 and limiter.limit == 20
+    assert 0 < len(events) == stats.rejected  # every 429 was retried, none surfaced
+    assert {e.status for e in events} == {429}
+    assert isinstance(limiter, AiolimiterLimiter) and limiter.rate < limiter.limit == 40
 
 
 # -- faults during launches ------------------------------------------------------------------
 
 
-async def test_500_launches_under_faults_are_never_lost_or_duplicated(cache_dir: Path) -> None:
-    rate = 200  # the window still applies; a higher limit keeps the test short
+async def test_300_launches_under_faults_are_never_lost_or_duplicated() -> None:
+    launches = 300
+    rate = 400  # the window still applies; a higher limit keeps the test short
     async with FakePlatform(rate_limit=rate) as fake:
         ws = fake.workspace_id("my-org", "production")
         faults = fake.faults
@@ -171,8 +235,8 @@ async def test_500_launches_under_faults_are_never_lost_or_duplicated(cache_dir:
                 except Exception as exc:
                     return exc
 
-        async with session(fake, cache_dir, rate=rate * 0.95, on_retry=events.append) as tw:
-            outcomes = await asyncio.gather(*(launch(tw, i) for i in range(500)))
+        async with session(fake, rate=rate * 0.95, on_retry=events.append) as tw:
+            outcomes = await asyncio.gather(*(launch(tw, i) for i in range(launches)))
         records = Counter(r.run_name for r in fake.state.launches)
         stats = fake.stats()
         assert not fake.errors
@@ -202,7 +266,7 @@ async def test_500_launches_under_faults_are_never_lost_or_duplicated(cache_dir:
         else:
             pytest.fail(f"launch {name}: unexpected outcome {outcome!r}")
     # every fault kind happened, and 503s were retried rather than surfaced
-    assert kinds["launched"] >= 400, kinds
+    assert kinds["launched"] >= 0.8 * launches, kinds
     assert kinds["maybe, launched"] > 0 and kinds["maybe, not launched"] > 0, kinds
     assert any(e.status == 503 and e.method == "POST" for e in events)
     assert all(e.error is None for e in events), "a POST re-sent after it may have been processed"
@@ -220,12 +284,10 @@ async def test_500_launches_under_faults_are_never_lost_or_duplicated(cache_dir:
 # -- timeouts --------------------------------------------------------------------------------
 
 
-async def test_per_call_timeout_against_a_latency_fault(
-    fake: FakePlatform, cache_dir: Path
-) -> None:
+async def test_per_call_timeout_against_a_latency_fault(fake: FakePlatform) -> None:
     ws = fake.workspace_id("my-org", "production")
     events: list[RetryEvent] = []
-    async with session(fake, cache_dir, on_retry=events.append) as tw:
+    async with session(fake, on_retry=events.append) as tw:
         # a GET: the slow attempt times out and is retried
         fake.faults.add("ListWorkflows", "latency", delay=30.0, count=1)
         page = await tw.list_workflows(workspace_id=ws, max=1, timeout=0.3)
@@ -247,9 +309,9 @@ async def test_per_call_timeout_against_a_latency_fault(
         assert len(fake.state.launches_named("slow-one")) <= 1
 
 
-async def test_session_timeout_applies_to_every_call(fake: FakePlatform, cache_dir: Path) -> None:
+async def test_session_timeout_applies_to_every_call(fake: FakePlatform) -> None:
     ws = fake.workspace_id("my-org", "production")
-    async with session(fake, cache_dir, timeout=0.2, retry=RetryPolicy(max_attempts=2)) as tw:
+    async with session(fake, timeout=0.2, retry=RetryPolicy(max_attempts=2)) as tw:
         fake.faults.add("ListWorkflows", "latency", delay=30.0)
         with pytest.raises(TransportError, match="Timeout"):
             # two attempts, each cut at 0.2 s (a 30 s fault: without the cut the test hangs
@@ -277,9 +339,7 @@ class RecordingLimiter:
         self.released.append(time.monotonic())
 
 
-async def test_cancelling_50_in_flight_calls_leaves_the_session_consistent(
-    cache_dir: Path,
-) -> None:
+async def test_cancelling_50_in_flight_calls_leaves_the_session_consistent() -> None:
     # the fake on its own loop: its arrival times must not wait on this loop's cancellations
     with run_in_thread() as fake:
         ws = fake.workspace_id("my-org", "production")
@@ -287,7 +347,7 @@ async def test_cancelling_50_in_flight_calls_leaves_the_session_consistent(
         fake.faults.add("ListWorkflows", "latency", delay=0.5, count=12)
         limiter = RecordingLimiter(LimiterRegistry().get(fake.token, LIMIT))
         events: list[RetryEvent] = []
-        async with session(fake, cache_dir, limiter=limiter, on_retry=events.append) as tw:
+        async with session(fake, limiter=limiter, on_retry=events.append) as tw:
             tasks = [
                 asyncio.create_task(tw.list_workflows(workspace_id=ws, max=1)) for _ in range(50)
             ]
@@ -301,13 +361,13 @@ async def test_cancelling_50_in_flight_calls_leaves_the_session_consistent(
 
             before = len(limiter.released)
             after = await asyncio.gather(
-                *(tw.list_workflows(workspace_id=ws, max=1) for _ in range(20))
+                *(tw.list_workflows(workspace_id=ws, max=1) for _ in range(12))
             )
             assert all("workflows" in r for r in after)
             # the bucket is neither stuck (all 20 went through it) nor bursting: consecutive
             # grants after the cancellations keep the bucket's spacing
             grants = limiter.released[before:]
-            assert len(grants) == 20
+            assert len(grants) == 12
             assert all(b - a >= 0.9 / LIMIT for a, b in itertools.pairwise(grants))
             connector = tw.http.connector
             assert connector is not None and not connector._acquired  # no leaked connection
@@ -327,14 +387,15 @@ async def test_cancelling_50_in_flight_calls_leaves_the_session_consistent(
 
 
 async def test_on_retry_hook_and_logs_never_show_the_token(
-    fake: FakePlatform, cache_dir: Path, caplog: pytest.LogCaptureFixture
+    fake: FakePlatform, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     ws = fake.workspace_id("my-org", "production")
     events: list[RetryEvent] = []
     async with FakePlatform() as tight:
         pass  # only to get a second, unused port number for a refused connection
-    async with session(fake, cache_dir, on_retry=events.append) as tw:
+    fast = ExponentialBackoff(base=0.01, max_backoff=0.05)  # what is retried is the point
+    async with session(fake, on_retry=events.append, retry=RetryPolicy(backoff=fast)) as tw:
         fake.faults.burst("ListWorkflows", status=503, count=2)
         await tw.list_workflows(workspace_id=ws, max=1)
         # a dropped connection (a reused one: aiohttp must not re-send it behind our back)
@@ -351,8 +412,18 @@ async def test_on_retry_hook_and_logs_never_show_the_token(
 
         # a 429 from a token whose server-side limit is 1/s
         slow = fake.add_token(rate_limit=1)
-        async with session(fake, cache_dir, token=slow, on_retry=events.append) as tw2:
-            await asyncio.gather(*(tw2.list_workflows(workspace_id=ws, max=1) for _ in range(2)))
+        async with session(
+            fake,
+            token=slow,
+            retry=RetryPolicy(throttle=ThrottlePolicy(floor=0.0, max_retries=1)),
+            on_retry=events.append,
+        ) as tw2:
+            # one retry of a 429 at most: the second call's 429 is reported, then may surface
+            # (waiting out the 1 s window is not the point here)
+            throttled = await asyncio.gather(
+                *(tw2.list_workflows(workspace_id=ws, max=1) for _ in range(2)),
+                return_exceptions=True,
+            )
         assert any(e.status == 429 for e in events)
 
     # a refused connection (nothing listens on the stopped fake's port)
@@ -360,15 +431,15 @@ async def test_on_retry_hook_and_logs_never_show_the_token(
         spec=document,
         token=fake.token,
         endpoint=f"http://127.0.0.1:{tight.port}",
-        cache_dir=cache_dir,
         on_retry=events.append,
-        retry=RetryPolicy(max_attempts=2),
+        retry=RetryPolicy(max_attempts=2, backoff=fast),
     ) as dead:
         with pytest.raises(TransportError) as info:
             await dead.list_workflows(workspace_id=ws, max=1, timeout=1)
     assert not info.value.may_have_been_processed
 
     everything = caplog.text + "".join(repr(e) + str(e.error) for e in events) + repr(info.value)
+    everything += "".join(f"{r!r} {r}" for r in throttled)
     assert "Retrying" in caplog.text or "retrying" in caplog.text
     assert fake.token not in everything and slow not in everything
     assert "Authorization" not in everything

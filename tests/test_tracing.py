@@ -56,8 +56,8 @@ def spans() -> Iterator[InMemorySpanExporter]:
 
 
 @pytest.fixture
-async def traced(fake: FakePlatform, tmp_path: Path) -> AsyncIterator[Tower]:
-    async with session_on(fake, tmp_path, tracing=True) as session:
+async def traced(fake: FakePlatform) -> AsyncIterator[Tower]:
+    async with session_on(fake, tracing=True) as session:
         yield session
 
 

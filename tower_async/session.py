@@ -73,9 +73,11 @@ from .sansio import (
     decode_response,
 )
 from .spec import (
+    LOOPBACK_ORIGIN,
     SchemaCache,
     SpecDocument,
     default_cache_dir,
+    is_loopback,
     load_document,
     load_remote,
     warn_if_invalid,
@@ -536,6 +538,7 @@ class Tower(TypedOperations):
         self._session: aiohttp.ClientSession | None = None
         cache_dir = config.cache_dir
         self._cache = SchemaCache(cache_dir if cache_dir is not None else default_cache_dir())
+        self._user_cache = cache_dir is None  # servers on this machine: one folder, by content
         self._document_url = config.document_url
         self._validate_document = config.validation.validate_document
         self._timeout = make_timeout(net.timeout)
@@ -754,6 +757,7 @@ class Tower(TypedOperations):
                 url=source,
                 validate=self._validate_document,
                 to_thread=asyncio.to_thread,
+                origin=self._filed_under(source),
             )
         if source is not None:
             spec = await asyncio.to_thread(
@@ -777,6 +781,7 @@ class Tower(TypedOperations):
             ) from exc
         # filed under the endpoint (also for document_url=), so the next open finds it
         # there without a download
+        origin = self._filed_under(self.endpoint)
         return await load_remote(
             fetch=fetch,
             cache=self._cache,
@@ -785,7 +790,15 @@ class Tower(TypedOperations):
             api_version=api_version,
             validate=self._validate_document,
             to_thread=asyncio.to_thread,
+            origin=origin,
+            by_version=origin != LOOPBACK_ORIGIN,
         )
+
+    def _filed_under(self, url: str) -> str:
+        """The cache folder of a document loaded from ``url``: its origin, except that in the
+        user cache (no ``cache_dir=``) every server on this machine shares one folder and is
+        found by content, so a fake Platform on a new port each time adds no folder."""
+        return LOOPBACK_ORIGIN if self._user_cache and is_loopback(url) else url
 
     # -- introspection ---------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import logging
 import os
 import re
@@ -110,6 +111,22 @@ def default_cache_dir() -> Path:
         return Path.home() / "Library" / "Caches" / "tower-async"
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "tower-async"
+
+
+#: Where documents from servers on this machine are filed in the user cache: one folder, found
+#: by content, never by port (a fake Platform on a new port each run must not add a folder).
+LOOPBACK_ORIGIN = "loopback"
+
+
+def is_loopback(url: str) -> bool:
+    """Whether ``url`` names this machine (``localhost``, ``127.0.0.0/8``, ``::1``)."""
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def origin_slug(origin: str) -> str:
@@ -568,13 +585,16 @@ async def load_remote(
     validate: bool = True,
     to_thread: Callable[..., Awaitable[Any]] | None = None,
     origin: str | None = None,
+    by_version: bool = True,
 ) -> SpecDocument:
     """Load from a URL, or automatically for ``endpoint`` at ``api_version``.
 
     ``fetch(url) -> bytes`` does the I/O (the session's HTTP client), so this stays
     testable; parsing and validation of a new document run in ``to_thread``.  The entry
     is filed under ``origin`` (default: the endpoint, else the URL); with ``api_version``
-    an entry filed there for that version is used without any download.
+    an entry filed there for that version is used without any download (unless
+    ``by_version=False``: then the document is always downloaded and found by its content,
+    as for :data:`LOOPBACK_ORIGIN`, where servers on several ports share one folder).
     """
     if url is None:
         if endpoint is None:
@@ -582,7 +602,7 @@ async def load_remote(
         url = document_url_for(endpoint)
     if origin is None:
         origin = url if endpoint is None else endpoint
-    if api_version is not None:
+    if api_version is not None and by_version:
         hit = cache.get_by_version(origin, api_version)
         if hit is not None:
             return hit
