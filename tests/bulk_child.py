@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import time
 from collections import Counter
@@ -93,6 +94,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
+    # SIGINT as Ctrl-C even when started by a background shell, which leaves it ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         sys.exit(asyncio.run(main(parse())))
     except TowerError as exc:

@@ -125,6 +125,7 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOWER_")}
     env["PYTHONPATH"] = str(REPO)
+    env["PYTHONUNBUFFERED"] = "1"  # the tests act on the children's lines as they come
     return env
 
 
@@ -237,7 +238,16 @@ def _example_cmd(fake: Fake, tmp_path: Path, prefix: str) -> list[str]:
         writer = csv.writer(fh)
         writer.writerow(["sample", "fastq_1"])
         writer.writerows([f"x{i:03d}", f"s3://b/x{i}.fq"] for i in range(ROWS))
-    cmd = [sys.executable, str(REPO / "examples" / "bulk_launch.py"), "-s", str(sheet)]
+    # run with SIGINT as Ctrl-C (tests/sigint_default.py): under nohup or `cmd &` in a
+    # script, the child would inherit SIGINT ignored and Ctrl-C would never reach it
+    example = REPO / "examples" / "bulk_launch.py"
+    cmd = [
+        sys.executable,
+        str(REPO / "tests" / "sigint_default.py"),
+        str(example),
+        "-s",
+        str(sheet),
+    ]
     cmd += ["-w", "my-org/production", "-j", str(tmp_path / f"{prefix}.jsonl"), "--no-wait"]
     return [*cmd, "--prefix", prefix, "--rate", "300"]
 
