@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from .operations import Operation, Parameter
 from .sansio import Request, _add_query, _serialise, base_url
@@ -29,13 +29,22 @@ _SEQS = (list, tuple)
 class RequestPlan:
     """The precomputed facts of one operation's plain calls."""
 
-    __slots__ = ("_lookup", "_segments", "_steps", "method", "operation_id", "prefix")
+    __slots__ = (
+        "_lookup",
+        "_recipes",
+        "_segments",
+        "_steps",
+        "method",
+        "operation_id",
+        "prefix",
+    )
 
     def __init__(self, op: Operation, endpoint: str) -> None:
         self.operation_id = op.operation_id
         self.method = op.method
         self.prefix = base_url(endpoint)
         self._lookup = op.parameter
+        self._recipes: dict[tuple[str, ...], tuple[_Step, ...] | Literal[False]] = {}
         # per parameter, in the document's order: (id, parameter, in the query, the
         # workspace, required, which values are written directly: flags of _direct)
         self._steps = tuple(
@@ -69,17 +78,16 @@ class RequestPlan:
         default_workspace: int | str | None,
     ) -> Request | None:
         """The request for ``arguments``, or None: take the general path."""
-        given: dict[int, Any] = {}  # by id(): a Parameter's own hash walks all its fields
-        lookup = self._lookup
-        for key, value in arguments.items():
-            param = lookup(key)
-            if param is None or id(param) in given:
-                return None
-            given[id(param)] = value
+        keys = tuple(arguments)
+        recipe = self._recipes.get(keys)
+        if recipe is None:
+            recipe = self._recipe(keys)
+        if recipe is False:
+            return None
         templated: dict[int, str] = {}
         query = ""
-        for slot, param, in_query, workspace, required, direct in self._steps:
-            value = given.get(slot)
+        for key, slot, param, in_query, workspace, required, direct in recipe:
+            value: Any = None if key is None else arguments[key]
             if value is None:
                 if workspace and default_workspace is not None:
                     value = default_workspace
@@ -117,6 +125,36 @@ class RequestPlan:
             url += "?" + query[1:]
         return Request(self.operation_id, self.method, url, headers)
 
+    def _recipe(self, keys: tuple[str, ...]) -> tuple[_Step, ...] | Literal[False]:
+        """The steps of calls given these argument names (memoised, up to 64 shapes), or
+        False: an unknown or repeated name, or a required parameter not given."""
+        by_id: dict[int, str] = {}  # by id(): a Parameter's own hash walks all its fields
+        for key in keys:
+            param = self._lookup(key)
+            if param is None or id(param) in by_id:
+                return self._remember(keys, False)
+            by_id[id(param)] = key
+        steps: list[_Step] = []
+        for slot, param, in_query, workspace, required, direct in self._steps:
+            name = by_id.get(slot)
+            if name is None and not workspace:
+                if required:
+                    return self._remember(keys, False)
+                continue
+            steps.append((name, slot, param, in_query, workspace, required, direct))
+        return self._remember(keys, tuple(steps))
+
+    def _remember(
+        self, keys: tuple[str, ...], recipe: tuple[_Step, ...] | Literal[False]
+    ) -> tuple[_Step, ...] | Literal[False]:
+        if len(self._recipes) < 64:
+            self._recipes[keys] = recipe
+        return recipe
+
+
+# one parameter of one call shape: (argument name or None, id, parameter, in the query,
+# the workspace, required, which values are written directly)
+_Step = tuple[str | None, int, Parameter, bool, bool, bool, int]
 
 _INT = 1  # an int is written as str(value)
 _STR = 2  # ASCII letters and digits are written as they are
