@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import compileall
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,6 +18,20 @@ from .redis_server import RedisServer, RedisServerMissing
 
 REPO = Path(__file__).resolve().parents[1]
 VERSIONS = ("1.85.0", "1.115.0", "1.181.0")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Byte-compile the package and the test helpers once, in the controlling process.
+
+    The suite starts ~50 child processes (kill tests, Redis workers, examples).  Where
+    ``PYTHONDONTWRITEBYTECODE`` is set (as in CI here) or the checkout is new, each of them
+    would compile the package from source again (~0.2 s a child); with the ``.pyc`` files
+    written once (as ``pip install`` writes them for an installed package) they only read
+    them.  Up-to-date files are skipped, so a second run costs a stat per module."""
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: the controller did it
+        return
+    for folder in ("tower_async", "tests"):
+        compileall.compile_dir(REPO / folder, quiet=2, workers=1)
 
 
 def soak(count: int) -> int:
