@@ -231,7 +231,8 @@ class RetryBudget:
         self.available = min(self.capacity, self.available + amount)
 
     def record_success(self, spent: int) -> None:
-        self.release(spent if spent > 0 else self.success_refill)
+        if self.available < self.capacity:  # a full bucket (the common case) takes nothing
+            self.release(spent if spent > 0 else self.success_refill)
 
 
 @dataclass(slots=True)

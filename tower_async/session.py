@@ -1025,6 +1025,7 @@ class Tower(TypedOperations):
             started = self._clock.monotonic()
             limiter = self._limiter if facts.limited else None
             sent: Awaitable[RawResponse]
+            attempt = None
             if limiter is None:
                 if observer is not None:
                     observer.on_attempt(1, 0.0)
@@ -1033,7 +1034,8 @@ class Tower(TypedOperations):
                 await limiter.acquire()
                 if observer is not None:
                     observer.on_attempt(1, self._clock.monotonic() - started)
-                sent = self._attempt(op, request, facts.options, started, None, transport)()
+                attempt = self._attempt(op, request, facts.options, started, None, transport)
+                sent = attempt()
             error: TransportError | None = None
             try:
                 raw = await sent
@@ -1042,10 +1044,9 @@ class Tower(TypedOperations):
             if raw is not None and 200 <= raw.status < 400:
                 self._succeeded(limiter)
             else:
-                first = (raw, error)
-                raw = await self._retry_planned(
-                    op, request, facts, transport, observer, first, started
-                )
+                if attempt is None:
+                    attempt = self._attempt(op, request, facts.options, started, None, transport)
+                raw = await self._retry_planned(op, facts, attempt, observer, (raw, error), started)
             data = self._interpret(op, request, raw, mode)
         except BaseException as exc:
             if observer is not None:
@@ -1060,22 +1061,18 @@ class Tower(TypedOperations):
         feedback = None if limiter is None else _feedback(limiter)
         if feedback is not None:
             feedback.on_success()
-        budget = self._retry.budget  # RetryPolicy.record_success(0), when it changes anything
-        if budget is not None and budget.available < budget.capacity:
-            budget.record_success(0)
+        self._retry.record_success(0)
 
     async def _retry_planned(
         self,
         op: Operation,
-        request: Request,
         facts: _Facts,
-        transport: AiohttpTransport | GuardedTransport,
+        attempt: Callable[[], Awaitable[RawResponse]],
         observer: CallObserver | None,
         first: tuple[RawResponse | None, TransportError | None],
         started: float,
     ) -> RawResponse:
         """A planned call whose first attempt did not succeed: the retry loop from there."""
-        attempt = self._attempt(op, request, facts.options, started, None, transport)
         retry = self._retry_arguments(op, facts.idempotent, facts.options.deadline)
         if observer is not None:
             retry["on_retry"] = observer.on_retry

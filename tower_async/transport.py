@@ -330,12 +330,7 @@ class AiohttpTransport:
             try:  # read here, not in a helper coroutine: one frame less per resumption
                 if stream and 200 <= response.status < 300:
                     return self._streamed(request, response, idle_timeout, total_timeout)
-                length = response.content_length
-                if (
-                    length is not None
-                    and length <= self.max_response_bytes
-                    and "Content-Encoding" not in response.headers
-                ):
+                if self._whole(request, response):
                     content = await response.read()  # exactly Content-Length bytes
                 else:
                     content = await self._read(request, response)
@@ -390,15 +385,25 @@ class AiohttpTransport:
         if self.owns_session and not self.session.closed:
             await self.session.close()
 
-    async def _read(self, request: Request, response: aiohttp.ClientResponse) -> bytes:
-        """The whole body, decompressed, in chunks: ResponseTooLarge past the cap (at once
-        when Content-Length says so)."""
-        limit = self.max_response_bytes
+    def _whole(self, request: Request, response: aiohttp.ClientResponse) -> bool:
+        """Whether the body can be read at once: its size is said up front (Content-Length,
+        not compressed) and within the cap; ResponseTooLarge, reading nothing, when it is
+        said and over the cap.  False: read it in chunks, counting (:meth:`_read`)."""
         length = response.content_length
-        if length is not None and length > limit and "Content-Encoding" not in response.headers:
+        if length is None or "Content-Encoding" in response.headers:
+            return False
+        if length > self.max_response_bytes:
             raise ResponseTooLarge(
-                request.operation_id, request.method, _public_url(request.url), limit
+                request.operation_id,
+                request.method,
+                _public_url(request.url),
+                self.max_response_bytes,
             )
+        return True
+
+    async def _read(self, request: Request, response: aiohttp.ClientResponse) -> bytes:
+        """The whole body, decompressed, in chunks: ResponseTooLarge past the cap."""
+        limit = self.max_response_bytes
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.content.iter_any():
