@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import tempfile
 
 from tower_async import Tower
 from tower_async.retries import RetryEvent
@@ -34,7 +33,7 @@ async def run(
             endpoint=endpoint,
             limiter=limiter,
             rate_limit=rate,
-            cache_dir=tempfile.mkdtemp(prefix="redis-child-"),
+            cache_dir=None,  # the run's user cache ($TOWER_ASYNC_CACHE_DIR)
             validation="off",
             on_retry=on_retry,
         ) as tw:

@@ -117,23 +117,20 @@ def faulty_fake() -> Iterator[Fake]:
     yield from _start_fake(*(arg for rule in FAULTS for arg in ("--fault", rule)))
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("kill-cache")
-
-
 def _env() -> dict[str, str]:
+    """No token or endpoint from the environment; the run's user cache
+    (``_isolated_user_cache``), where the fakes' document is already filed, so a child
+    binds it without parsing and validating it again."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOWER_")}
+    env["TOWER_ASYNC_CACHE_DIR"] = os.environ["TOWER_ASYNC_CACHE_DIR"]
     env["PYTHONPATH"] = str(REPO)
     env["PYTHONUNBUFFERED"] = "1"  # the tests act on the children's lines as they come
     return env
 
 
-def child(
-    fake: Fake, journal: Path, prefix: str, cache: Path, *extra: str
-) -> subprocess.Popen[str]:
+def child(fake: Fake, journal: Path, prefix: str, *extra: str) -> subprocess.Popen[str]:
     cmd = [sys.executable, str(CHILD), "--url", fake.url, "--token", fake.token]
-    cmd += ["--journal", str(journal), "--prefix", prefix, "--cache", str(cache), *extra]
+    cmd += ["--journal", str(journal), "--prefix", prefix, *extra]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=_env(), cwd=REPO)
 
 
@@ -157,7 +154,7 @@ def expected_names(prefix: str, derive: bool) -> set[str]:
     return {derive_run_name(f"{prefix}-{{digest}}", key) for key in keys}
 
 
-def trial(fake: Fake, tmp: Path, cache: Path, sig: int, seed: int) -> Counter[str]:
+def trial(fake: Fake, tmp: Path, sig: int, seed: int) -> Counter[str]:
     """One kill and the reruns; what the journal held right after the kill."""
     rng = random.Random(seed)
     prefix = f"k{sig}x{seed}"
@@ -166,7 +163,7 @@ def trial(fake: Fake, tmp: Path, cache: Path, sig: int, seed: int) -> Counter[st
     extra = ["--items", str(ITEMS), "--rate", CHILD_RATE, "--reconcile-delay", "0.1"]
     extra += ["--derive-names"] if derive else []
     journal = tmp / f"{prefix}.jsonl"
-    proc = child(fake, journal, prefix, cache, *extra)
+    proc = child(fake, journal, prefix, *extra)
     wait_for_line(proc, "FIRST")
     time.sleep(rng.uniform(0.0, 0.15))  # the rest of the launches take ~0.25 s or more
     proc.send_signal(sig)
@@ -175,7 +172,7 @@ def trial(fake: Fake, tmp: Path, cache: Path, sig: int, seed: int) -> Counter[st
         "in_doubt" if e.in_doubt else e.status for e in Journal(journal).load().values()
     )
     for _ in range(5):  # rerun with the same journal until everything has a run
-        rerun = child(fake, journal, prefix, cache, *extra)
+        rerun = child(fake, journal, prefix, *extra)
         out, _ = rerun.communicate(timeout=60)
         if rerun.returncode == 0:
             break
@@ -191,10 +188,10 @@ def trial(fake: Fake, tmp: Path, cache: Path, sig: int, seed: int) -> Counter[st
 @pytest.mark.timeout(60 * SOAK)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_killed_bulk_launch_reruns_to_exactly_once(
-    clean_fake: Fake, faulty_fake: Fake, cache: Path, tmp_path: Path, sig: int
+    clean_fake: Fake, faulty_fake: Fake, tmp_path: Path, sig: int
 ) -> None:
     states = [
-        trial(faulty_fake if seed % 3 else clean_fake, tmp_path, cache, sig, seed)
+        trial(faulty_fake if seed % 3 else clean_fake, tmp_path, sig, seed)
         for seed in range(TRIALS)
     ]
     # the seeded moments do land mid-run: some items launched, others not yet
@@ -207,13 +204,13 @@ def test_killed_bulk_launch_reruns_to_exactly_once(
 
 @pytest.mark.timeout(60)
 def test_second_process_on_the_journal_is_refused_and_launches_nothing(
-    clean_fake: Fake, cache: Path, tmp_path: Path
+    clean_fake: Fake, tmp_path: Path
 ) -> None:
     journal = tmp_path / "shared.jsonl"
     slow = ["--items", "120", "--rate", "60", "--concurrency", "4"]
-    first = child(clean_fake, journal, "lock1", cache, *slow)
+    first = child(clean_fake, journal, "lock1", *slow)
     wait_for_line(first, "FIRST")
-    second = child(clean_fake, journal, "lock1", cache, *slow)
+    second = child(clean_fake, journal, "lock1", *slow)
     out2, _ = second.communicate(timeout=30)
     out1, _ = first.communicate(timeout=30)
     assert second.returncode == 4, out2
@@ -223,11 +220,10 @@ def test_second_process_on_the_journal_is_refused_and_launches_nothing(
     assert len(runs) == 120 and set(runs.values()) == {1}
 
 
-def _example_env(fake: Fake, tmp_path: Path) -> dict[str, str]:
+def _example_env(fake: Fake) -> dict[str, str]:
     return _env() | {
         "TOWER_ACCESS_TOKEN": fake.token,
         "TOWER_API_ENDPOINT": fake.url,
-        "TOWER_ASYNC_CACHE_DIR": str(tmp_path / "cache"),
     }
 
 
@@ -256,7 +252,7 @@ def _example_cmd(fake: Fake, tmp_path: Path, prefix: str) -> list[str]:
 def test_example_prints_the_summary_and_exits_non_zero_after_ctrl_c(
     clean_fake: Fake, tmp_path: Path
 ) -> None:
-    env = _example_env(clean_fake, tmp_path)
+    env = _example_env(clean_fake)
     cmd = _example_cmd(clean_fake, tmp_path, "ex")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
     wait_for_line(proc, "Workspace")
@@ -280,7 +276,7 @@ def test_example_prints_the_summary_and_exits_non_zero_after_ctrl_c(
 @pytest.mark.timeout(90)
 def test_example_counts_unresolved_rows_as_not_launched(faulty_fake: Fake, tmp_path: Path) -> None:
     cmd = [*_example_cmd(faulty_fake, tmp_path, "unres"), "--on-uncertain", "skip"]
-    env = _example_env(faulty_fake, tmp_path)
+    env = _example_env(faulty_fake)
     for _ in range(2):  # the rerun skips them again: still not launched
         run = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
         assert run.returncode == 1, run.stdout

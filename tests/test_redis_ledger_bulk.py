@@ -42,14 +42,13 @@ def worker(
     fake: Fake,
     ledger: str,
     prefix: str,
-    cache: Path,
     *,
     items: int = ITEMS,
     limiter: tuple[str, ...] = ("--rate", "300"),
     go: Path | None = None,
 ) -> subprocess.Popen[str]:
     cmd = [sys.executable, str(CHILD), "--url", fake.url, "--token", fake.token]
-    cmd += ["--journal", ledger, "--prefix", prefix, "--cache", str(cache)]
+    cmd += ["--journal", ledger, "--prefix", prefix]
     cmd += ["--items", str(items), "--concurrency", "8", *limiter]
     cmd += ["--reconcile-delay", "0.1"]  # the fake processes a launch before it answers
     cmd += ["--go", str(go)] if go else []
@@ -78,7 +77,7 @@ def test_three_processes_launch_each_item_exactly_once(
 ) -> None:
     prefix, ledger = shared(redis_url, "rl")
     go = tmp_path / "go"
-    procs = [worker(fake, ledger, prefix, tmp_path, go=go) for _ in range(3)]
+    procs = [worker(fake, ledger, prefix, go=go) for _ in range(3)]
     for proc in procs:  # all three start launching together
         wait_for_line(proc, "READY")
     go.touch()
@@ -92,7 +91,7 @@ def test_three_processes_launch_each_item_exactly_once(
 
 @pytest.mark.timeout(120)
 def test_three_processes_at_the_strict_limit_share_the_token_and_the_ledger(
-    strict_fake: Fake, redis_url: str, tmp_path: Path
+    strict_fake: Fake, redis_url: str
 ) -> None:
     """One token, three processes, the fake at a strict limit: the Redis limiter at that same
     rate keeps them under it (no 429) and the Redis ledger makes each item launched once."""
@@ -100,8 +99,7 @@ def test_three_processes_at_the_strict_limit_share_the_token_and_the_ledger(
     prefix, ledger = shared(redis_url, "rs")
     shared_bucket = ("--rate", str(STRICT), "--limiter", redis_url)
     procs = [
-        worker(strict_fake, ledger, prefix, tmp_path, items=items, limiter=shared_bucket)
-        for _ in range(3)
+        worker(strict_fake, ledger, prefix, items=items, limiter=shared_bucket) for _ in range(3)
     ]
     results = finish(procs)
     # (a child exits 3 when it skipped items another one had claimed: expected here)
@@ -113,13 +111,11 @@ def test_three_processes_at_the_strict_limit_share_the_token_and_the_ledger(
 
 
 @pytest.mark.timeout(90)
-def test_a_killed_worker_s_items_are_resolved_by_the_others(
-    fake: Fake, redis_url: str, tmp_path: Path
-) -> None:
+def test_a_killed_worker_s_items_are_resolved_by_the_others(fake: Fake, redis_url: str) -> None:
     prefix, ledger = shared(redis_url, "rk")
-    victim = worker(fake, ledger, prefix, tmp_path)
+    victim = worker(fake, ledger, prefix)
     wait_for_line(victim, "FIRST")
-    others = [worker(fake, ledger, prefix, tmp_path) for _ in range(2)]
+    others = [worker(fake, ledger, prefix) for _ in range(2)]
     time.sleep(0.3)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=10)
@@ -130,7 +126,7 @@ def test_a_killed_worker_s_items_are_resolved_by_the_others(
         if all(code == 0 for code, _ in results):
             break
         time.sleep(max(0.0, lapsed - time.monotonic()))  # (the reruns release theirs)
-        results = finish([worker(fake, ledger, prefix, tmp_path) for _ in range(2)])
+        results = finish([worker(fake, ledger, prefix) for _ in range(2)])
     assert all(code == 0 for code, _ in results), results
     assert_exactly_once(fake, prefix)
 

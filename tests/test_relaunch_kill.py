@@ -26,8 +26,9 @@ CHILD_RATE = 30  # calls/s of the relaunching child: slow enough to be killed mi
 FAKE_ARGS = ("--port", "0", "--rate-limit", "0", "--submitted", "0.01", "--running", "0.02")
 
 
-def child(url: str, token: str, batch: str, journal: str, cache: str) -> None:
-    """The relaunching client (run as ``python tests/test_relaunch_kill.py ...``)."""
+def child(url: str, token: str, batch: str, journal: str) -> None:
+    """The relaunching client (run as ``python tests/test_relaunch_kill.py ...``), on the
+    run's user cache (``$TOWER_ASYNC_CACHE_DIR``), where the fake's document is filed."""
 
     async def run() -> None:
         async with Tower(
@@ -35,7 +36,6 @@ def child(url: str, token: str, batch: str, journal: str, cache: str) -> None:
             endpoint=url,
             workspace="my-org/production",
             rate_limit=CHILD_RATE,
-            cache_dir=cache,
         ) as tw:
             async for o in tw.relaunch_failed(
                 batch, journal=journal, concurrency=4, reconcile_delay=0.05
@@ -71,7 +71,7 @@ def standalone_fake() -> Iterator[tuple[str, str]]:
 def _spawn(url: str, token: str, tmp_path: Path) -> subprocess.Popen[str]:
     args = [url, token, str(tmp_path / "batch.jsonl"), str(tmp_path / "relaunch.jsonl")]
     return subprocess.Popen(
-        [sys.executable, __file__, *args, str(tmp_path / "cache")],
+        [sys.executable, __file__, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -165,4 +165,4 @@ async def test_sigkill_mid_relaunch_then_rerun_relaunches_each_failed_run_once(
 
 
 if __name__ == "__main__":
-    child(*sys.argv[1:6])
+    child(*sys.argv[1:5])

@@ -89,6 +89,38 @@ def test_dict_source_and_disabled_cache(cache_dir: Path) -> None:
     assert not nocache.from_cache and nocache.path is None
 
 
+def test_a_process_validates_one_document_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sessions without a cache (or each with a new one) do not validate a document again;
+    another document, or the same one changed, is validated; the memo stays bounded."""
+    seen: list[str] = []
+    real = spec_module.check_document
+
+    def counting(document: Any) -> str | None:
+        seen.append(document["info"]["version"])
+        return real(document)
+
+    monkeypatch.setattr(spec_module, "check_document", counting)
+    monkeypatch.setattr(spec_module, "VALIDITY", spec_module._ValidityMemo())
+    document = yaml.safe_load(TINY_SPEC.read_text())
+    first = load_document(document, cache=SchemaCache(None))
+    again = load_document(document, cache=SchemaCache(None))
+    assert seen == [document["info"]["version"]]
+    assert again.problems == first.problems and not again.from_cache
+    broken = {**document, "info": {**document["info"], "version": "broken"}, "paths": []}
+    with pytest.warns(SpecWarning, match="fails OpenAPI validation"):
+        bad = load_document(broken, cache=SchemaCache(None))
+    assert bad.problems and seen[-1] == "broken"
+    assert load_document(broken, cache=SchemaCache(None)).problems == bad.problems
+    assert seen.count("broken") == 1
+    for n in range(spec_module._ValidityMemo.SIZE + 1):
+        load_document(
+            {**document, "info": {**document["info"], "version": f"v{n}"}}, cache=SchemaCache(None)
+        )
+    assert len(spec_module.VALIDITY._said) == spec_module._ValidityMemo.SIZE
+    load_document(document, cache=SchemaCache(None))  # the oldest fell out: validated again
+    assert seen.count(document["info"]["version"]) == 2
+
+
 def test_unreadable_and_malformed_sources(tmp_path: Path, cache_dir: Path) -> None:
     cache = SchemaCache(cache_dir)
     with pytest.raises(SpecError, match="cannot read"):

@@ -34,6 +34,7 @@ import re
 import stat
 import sys
 import tempfile
+import threading
 import warnings
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -437,6 +438,43 @@ def check_document(document: Mapping[str, Any]) -> str | None:
     return None
 
 
+class _ValidityMemo:
+    """What :func:`check_document` said of a document, by the SHA-256 of its JSON bytes.
+
+    Validation is a pure function of the document and costs 0.2-1 s on the Platform's
+    documents, so a process validates one document once, however many sessions bind it
+    without a cache or with a new one.  It holds hashes and short texts only (64 at most,
+    least recently used first out) and is safe from the worker threads that build
+    documents."""
+
+    SIZE = 64
+
+    def __init__(self) -> None:
+        self._said: dict[str, str | None] = {}
+        self._lock = threading.Lock()
+
+    def check(self, document: Mapping[str, Any], data: bytes) -> str | None:
+        key = hashlib.sha256(data).hexdigest()
+        with self._lock:
+            if key in self._said:
+                said = self._said.pop(key)
+                self._said[key] = said  # most recently used last
+                return said
+        said = check_document(document)
+        with self._lock:
+            self._said[key] = said
+            while len(self._said) > self.SIZE:
+                del self._said[next(iter(self._said))]
+        return said
+
+    def clear(self) -> None:
+        with self._lock:
+            self._said.clear()
+
+
+VALIDITY = _ValidityMemo()
+
+
 def _apply_patches(document: dict[str, Any], where: str) -> tuple[str, ...]:
     from .patches import PATCHES
 
@@ -459,7 +497,9 @@ def prepare_document(
     validate: bool = True,
     where: str | None = None,
 ) -> SpecDocument:
-    """First sight of a document: check limits, validate once, patch, note its version.
+    """First sight of a document: check limits, validate, patch, note its version.
+
+    A document is validated once a process (:data:`VALIDITY`).
 
     The document is checked against :data:`LIMITS` and copied first (so a YAML alias
     shared between two places is two places, and the caller's mapping is not patched).
@@ -467,14 +507,15 @@ def prepare_document(
     """
     where = origin if where is None else where
     check_tree(document, where, LIMITS)
-    document = orjson.loads(_dumps(document, where))
+    data = _dumps(document, where)
+    document = orjson.loads(data)
     info = document.get("info")
     api_version = str(info.get("version", "unknown")) if isinstance(info, dict) else "unknown"
-    problems = check_document(document) if validate else None
+    problems = VALIDITY.check(document, data) if validate else None
     patches = _apply_patches(document, where)
     patched_problems = problems
     if problems is not None and patches:
-        patched_problems = check_document(document)
+        patched_problems = VALIDITY.check(document, _dumps(document, where))
     return SpecDocument(
         document=document,
         api_version=api_version,
