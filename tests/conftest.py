@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tower_async import Tower
-from tower_async.ratelimit import _REGISTRY
+from tower_async.ratelimit import _REGISTRY, AiolimiterLimiter
 from tower_async.testing import FakePlatform
 
 from .redis_server import RedisServer, RedisServerMissing
@@ -91,6 +91,25 @@ def _fresh_limiter_registry() -> Iterator[None]:
     _REGISTRY.clear()
     yield
     _REGISTRY.clear()
+
+
+@pytest.fixture
+def release_times(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The clock reading of every release by any :class:`AiolimiterLimiter` in the test, as
+    its gate takes it, not when the caller's task resumes (which a loaded host delays
+    unevenly, by more than the bucket's 20 ms margin).  Sort before use: two threads may
+    append in the other order."""
+    times: list[float] = []
+    real = AiolimiterLimiter._try_pass
+
+    def recording(self: AiolimiterLimiter) -> float:
+        wait = real(self)
+        if wait == 0.0:
+            times.append(self._last)
+        return wait
+
+    monkeypatch.setattr(AiolimiterLimiter, "_try_pass", recording)
+    return times
 
 
 @pytest.fixture

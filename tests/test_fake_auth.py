@@ -14,6 +14,8 @@ import yaml
 
 from tower_async.testing import FAKE_TITLE, FakePlatform, run_in_thread, specs_dir
 
+from .documents import published_document
+
 IMPLEMENTED = {
     "Info": ("get", "/service-info"),
     "UserInfo": ("get", "/user-info"),
@@ -207,8 +209,7 @@ REAL = specs_dir() / "seqera-api-1.181.0.yaml"
 
 @pytest.mark.skipif(not REAL.is_file(), reason="Platform documents not available")
 async def test_operations_match_the_real_platform_document() -> None:
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    real = yaml.load(REAL.read_text(encoding="utf-8"), Loader=loader)
+    real = published_document("1.181.0")
     real_ops = {
         o["operationId"]: (method, path)
         for path, item in real["paths"].items()

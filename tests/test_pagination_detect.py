@@ -6,7 +6,6 @@ from functools import cache
 from typing import Any
 
 import pytest
-import yaml
 
 from tower_async import Tower
 from tower_async.operations import bind_operations
@@ -20,6 +19,7 @@ from tower_async.pagination import (
 )
 
 from .conftest import spec_path
+from .documents import published_document
 
 OFFSET_PAGED_1_181 = {
     # operationId: (items key, total key)
@@ -86,9 +86,7 @@ UNPAGED_1_181 = {
 
 @cache
 def _document(version: str) -> dict[str, Any]:
-    with open(spec_path(version), encoding="utf-8") as fh:
-        doc: dict[str, Any] = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    return doc
+    return published_document(version)
 
 
 def test_every_paged_operation_of_1_181_is_detected() -> None:

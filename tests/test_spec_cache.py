@@ -14,6 +14,7 @@ from aiohttp import web
 
 from tower_async import SpecError, SpecWarning, Tower
 from tower_async import spec as spec_module
+from tower_async._memo import BoundedMemo
 from tower_async.spec import SchemaCache, document_url_for, load_document
 
 from .conftest import spec_path
@@ -100,7 +101,7 @@ def test_a_process_validates_one_document_once(monkeypatch: pytest.MonkeyPatch) 
         return real(document)
 
     monkeypatch.setattr(spec_module, "check_document", counting)
-    monkeypatch.setattr(spec_module, "VALIDITY", spec_module._ValidityMemo())
+    monkeypatch.setattr(spec_module, "VALIDITY", BoundedMemo(entries=spec_module.VALIDITY.entries))
     document = yaml.safe_load(TINY_SPEC.read_text())
     first = load_document(document, cache=SchemaCache(None))
     again = load_document(document, cache=SchemaCache(None))
@@ -112,13 +113,38 @@ def test_a_process_validates_one_document_once(monkeypatch: pytest.MonkeyPatch) 
     assert bad.problems and seen[-1] == "broken"
     assert load_document(broken, cache=SchemaCache(None)).problems == bad.problems
     assert seen.count("broken") == 1
-    for n in range(spec_module._ValidityMemo.SIZE + 1):
+    for n in range(spec_module.VALIDITY.entries + 1):
         load_document(
             {**document, "info": {**document["info"], "version": f"v{n}"}}, cache=SchemaCache(None)
         )
-    assert len(spec_module.VALIDITY._said) == spec_module._ValidityMemo.SIZE
+    assert len(spec_module.VALIDITY) == spec_module.VALIDITY.entries
     load_document(document, cache=SchemaCache(None))  # the oldest fell out: validated again
     assert seen.count(document["info"]["version"]) == 2
+
+
+def test_a_process_parses_the_same_bytes_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second parse of the same YAML bytes is a new copy of the first, without YAML;
+    tighter limits are checked again (a memo never lets a document past its own limits)."""
+    monkeypatch.setattr(spec_module, "PARSED", BoundedMemo(entries=4))
+    content = TINY_SPEC.read_bytes()
+    first = spec_module.parse_text(content, "t")
+    parses: list[int] = []
+    real_load = yaml.load
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        parses.append(1)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(yaml, "load", counted)
+    second = spec_module.parse_text(content, "t")
+    assert second == first and second is not first and parses == []
+    second["paths"].clear()  # a caller's change is its own
+    assert spec_module.parse_text(content, "t") == first
+    tight = spec_module.DocumentLimits(max_depth=2)
+    with pytest.raises(SpecError, match="nest"):
+        spec_module.parse_text(content, "t", tight)
+    assert parses == []  # refused by the scan, before YAML builds anything
+    assert spec_module.parse_text(content + b"\n", "t") == first and parses == [1]
 
 
 def test_unreadable_and_malformed_sources(tmp_path: Path, cache_dir: Path) -> None:
