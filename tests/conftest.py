@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import compileall
 import os
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,13 @@ from .redis_server import RedisServer, RedisServerMissing
 
 REPO = Path(__file__).resolve().parents[1]
 VERSIONS = ("1.85.0", "1.115.0", "1.181.0")
+
+
+# pytest keeps each test module's assertion-rewritten code in tests/__pycache__ only while
+# bytecode is written; with PYTHONDONTWRITEBYTECODE set (CI here) every pytest process
+# rewrote every test module again, ~1 CPU-second each.  The rewritten files are written
+# atomically, so xdist workers share them.
+sys.dont_write_bytecode = False
 
 
 def pytest_configure(config: pytest.Config) -> None:
