@@ -11,7 +11,6 @@ import os
 import random
 import re
 import signal
-import subprocess
 import sys
 import time
 import urllib.error
@@ -27,6 +26,7 @@ import pytest
 from tower_async.orchestration import Journal, LaunchSpec
 from tower_async.orchestration.bulk import derive_run_name
 
+from . import zygote
 from .conftest import soak
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 class Fake:
     url: str
     token: str
-    proc: subprocess.Popen[str]
+    proc: zygote.Popen
 
     def get(self, path: str, **query: object) -> object:
         """GET path; a 429 (a rate-limited fake whose window the children filled) waits."""
@@ -92,9 +92,7 @@ class Fake:
 
 def _start_fake(*extra: str) -> Iterator[Fake]:
     cmd = [sys.executable, "-m", "tower_async.testing", "--port", "0", "--rate-limit", "0"]
-    proc = subprocess.Popen(
-        [*cmd, "--seed", "10", *extra], stdout=subprocess.PIPE, text=True, cwd=REPO
-    )
+    proc = zygote.Popen([*cmd, "--seed", "10", *extra], stdout=zygote.PIPE, text=True, cwd=REPO)
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().split(" ", 1)[1].strip()
@@ -128,13 +126,13 @@ def _env() -> dict[str, str]:
     return env
 
 
-def child(fake: Fake, journal: Path, prefix: str, *extra: str) -> subprocess.Popen[str]:
+def child(fake: Fake, journal: Path, prefix: str, *extra: str) -> zygote.Popen:
     cmd = [sys.executable, str(CHILD), "--url", fake.url, "--token", fake.token]
     cmd += ["--journal", str(journal), "--prefix", prefix, *extra]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=_env(), cwd=REPO)
+    return zygote.Popen(cmd, stdout=zygote.PIPE, text=True, env=_env(), cwd=REPO)
 
 
-def wait_for_line(proc: subprocess.Popen[str], word: str) -> list[str]:
+def wait_for_line(proc: zygote.Popen, word: str) -> list[str]:
     assert proc.stdout is not None
     lines = []
     for line in proc.stdout:
@@ -254,7 +252,7 @@ def test_example_prints_the_summary_and_exits_non_zero_after_ctrl_c(
 ) -> None:
     env = _example_env(clean_fake)
     cmd = _example_cmd(clean_fake, tmp_path, "ex")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    proc = zygote.Popen(cmd, stdout=zygote.PIPE, text=True, env=env, cwd=REPO)
     wait_for_line(proc, "Workspace")
     time.sleep(0.15)  # the launches take ~0.4 s
     proc.send_signal(signal.SIGINT)
@@ -266,7 +264,7 @@ def test_example_prints_the_summary_and_exits_non_zero_after_ctrl_c(
     assert launched + missing == ROWS and missing > 0
     assert "Interrupted" in out
     assert sum(clean_fake.runs_named("ex-").values()) >= launched
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+    done = zygote.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
     assert done.returncode == 0, done.stdout
     assert f"{ROWS} rows: {ROWS} launched, 0 not launched" in done.stdout
     runs = clean_fake.runs_named("ex-")
@@ -278,7 +276,7 @@ def test_example_counts_unresolved_rows_as_not_launched(faulty_fake: Fake, tmp_p
     cmd = [*_example_cmd(faulty_fake, tmp_path, "unres"), "--on-uncertain", "skip"]
     env = _example_env(faulty_fake)
     for _ in range(2):  # the rerun skips them again: still not launched
-        run = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+        run = zygote.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
         assert run.returncode == 1, run.stdout
         m = re.search(
             rf"^{ROWS} rows: (\d+) launched, (\d+) not launched \((\d+) may", run.stdout, re.M
@@ -286,7 +284,7 @@ def test_example_counts_unresolved_rows_as_not_launched(faulty_fake: Fake, tmp_p
         assert m and int(m[2]) == int(m[3]) > 0, run.stdout
     cmd.remove("skip")
     cmd.remove("--on-uncertain")
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+    done = zygote.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
     assert done.returncode == 0, done.stdout  # the default looks them up by name
     assert f"{ROWS} rows: {ROWS} launched, 0 not launched" in done.stdout
     runs = faulty_fake.runs_named("unres-")

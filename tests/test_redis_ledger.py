@@ -18,6 +18,7 @@ import pytest
 
 from tower_async.orchestration.ledger_redis import LedgerUnavailable, RedisLedger
 
+from . import zygote
 from .redis_server import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,12 +111,10 @@ async def test_bad_arguments_and_unreachable_redis() -> None:
         await down.claim("k", "w", ttl=1)
 
 
-async def spawn(
-    url: str, name: str, owner: str, keys: int, hold: float
-) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
+async def spawn(url: str, name: str, owner: str, keys: int, hold: float) -> zygote.AsyncChild:
+    return await zygote.create_subprocess_exec(
         sys.executable, "-m", "tests.ledger_children", url, name, owner, str(keys), str(hold),
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=asyncio.subprocess.PIPE,
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=zygote.PIPE,
     )  # fmt: skip
 
 

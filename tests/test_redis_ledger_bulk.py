@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from . import zygote
 from .test_bulk_kill import Fake, _env, _start_fake, wait_for_line
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,13 +46,13 @@ def worker(
     items: int = ITEMS,
     limiter: tuple[str, ...] = ("--rate", "300"),
     go: Path | None = None,
-) -> subprocess.Popen[str]:
+) -> zygote.Popen:
     cmd = [sys.executable, str(CHILD), "--url", fake.url, "--token", fake.token]
     cmd += ["--journal", ledger, "--prefix", prefix]
     cmd += ["--items", str(items), "--concurrency", "8", *limiter]
     cmd += ["--reconcile-delay", "0.1"]  # the fake processes a launch before it answers
     cmd += ["--go", str(go)] if go else []
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=_env(), cwd=REPO)
+    return zygote.Popen(cmd, stdout=zygote.PIPE, text=True, env=_env(), cwd=REPO)
 
 
 def shared(redis_url: str, tag: str) -> tuple[str, str]:
@@ -61,7 +61,7 @@ def shared(redis_url: str, tag: str) -> tuple[str, str]:
     return prefix, f"{redis_url}?ledger={prefix}&lease={LEASE}"
 
 
-def finish(procs: list[subprocess.Popen[str]]) -> list[tuple[int, str]]:
+def finish(procs: list[zygote.Popen]) -> list[tuple[int, str]]:
     return [(p.wait(timeout=60), p.communicate(timeout=60)[0]) for p in procs]
 
 

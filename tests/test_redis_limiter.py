@@ -24,6 +24,7 @@ from tower_async.ratelimit_redis import (
 )
 from tower_async.testing import FakePlatform
 
+from . import zygote
 from .redis_server import free_port
 from .test_ratelimit import assert_spaced
 
@@ -244,9 +245,9 @@ async def test_four_processes_share_one_token_through_redis(redis_url: str, tmp_
         token = fake.add_token(token=new_token())  # its own bucket in Redis (fake.token is seeded)
         args = [fake.url, str(ws), redis_url, str(calls), str(limit), token]
         children = [
-            await asyncio.create_subprocess_exec(
+            await zygote.create_subprocess_exec(
                 sys.executable, "-m", "tests.redis_children", *args,
-                cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE,
+                cwd=REPO, env=env, stdout=zygote.PIPE,
             )
             for _ in range(4)
         ]  # fmt: skip

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -17,6 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests import zygote
 from tower_async import Tower
 from tower_async.orchestration import Journal, LaunchSpec, bulk_launch, wait_for_runs
 
@@ -47,10 +47,10 @@ def child(url: str, token: str, batch: str, journal: str) -> None:
 
 @pytest.fixture
 def standalone_fake() -> Iterator[tuple[str, str]]:
-    proc = subprocess.Popen(
+    proc = zygote.Popen(
         [sys.executable, "-m", "tower_async.testing", *FAKE_ARGS],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stdout=zygote.PIPE,
+        stderr=zygote.DEVNULL,
         text=True,
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
@@ -68,12 +68,12 @@ def standalone_fake() -> Iterator[tuple[str, str]]:
             proc.stdout.close()
 
 
-def _spawn(url: str, token: str, tmp_path: Path) -> subprocess.Popen[str]:
+def _spawn(url: str, token: str, tmp_path: Path) -> zygote.Popen:
     args = [url, token, str(tmp_path / "batch.jsonl"), str(tmp_path / "relaunch.jsonl")]
-    return subprocess.Popen(
+    return zygote.Popen(
         [sys.executable, __file__, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=zygote.PIPE,
+        stderr=zygote.PIPE,
         text=True,
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
