@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -123,11 +124,17 @@ def test_a_process_validates_one_document_once(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_a_process_parses_the_same_bytes_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The second parse of the same YAML bytes is a new copy of the first, without YAML;
-    tighter limits are checked again (a memo never lets a document past its own limits)."""
+    """Parsed a second time, the same YAML bytes are kept; from then on a parse is a new
+    copy of the first, without YAML.  Tighter limits are checked again (a memo never lets a
+    document past its own limits)."""
     monkeypatch.setattr(spec_module, "PARSED", BoundedMemo(entries=4))
     content = TINY_SPEC.read_bytes()
     first = spec_module.parse_text(content, "t")
+    assert spec_module.PARSED.get((hashlib.sha256(content).digest(), spec_module.LIMITS)) == (
+        True,
+        None,
+    )  # seen once: nothing kept yet (a one-time cold load pays nothing)
+    assert spec_module.parse_text(content, "t") == first
     parses: list[int] = []
     real_load = yaml.load
 
