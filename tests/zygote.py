@@ -26,6 +26,7 @@ import json
 import os
 import select
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -234,15 +235,16 @@ def _socket_path() -> str:
             assert proc.stdout is not None
             if proc.stdout.readline().strip() != b"READY":
                 raise RuntimeError("the zygote did not start")
-            atexit.register(_stop, proc)
+            atexit.register(_stop, proc, folder)
             _started = proc, path
         return _started[1]
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def _stop(proc: subprocess.Popen[bytes], folder: str) -> None:
     with contextlib.suppress(Exception):
         proc.kill()
         proc.wait(timeout=5)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _target(spec: int | IO[Any] | None, default: int) -> tuple[int, int | None]:
