@@ -379,9 +379,9 @@ def check_limiter(limits: LimitsConfig) -> None:
     must stay at their defaults) or a ``redis://`` URL (shared at ``rate_limit``)."""
     limiter = limits.limiter
     if isinstance(limiter, str):
-        from .ratelimit_redis import check_redis_url
+        from .ratelimit_redis import limiter_url_options
 
-        check_redis_url(limiter, where="Tower(limiter)")
+        limiter_url_options(limiter, where="Tower(limiter)")
     elif limiter is not None and (limits.rate != DEFAULT_RATE or limits.adaptive is not True):
         raise ConfigurationError(
             "Tower(limiter=...) got a limiter object, which sets its own rate: do not also pass "

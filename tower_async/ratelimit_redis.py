@@ -88,6 +88,7 @@ __all__ = [
     "RedisLimiter",
     "check_redis_url",
     "limiter_from_url",
+    "limiter_url_options",
     "redis_location",
     "shielded",
 ]
@@ -479,11 +480,18 @@ def limiter_from_url(
     url: str, token: str | None, rate: float | None, *, adaptive: bool = True
 ) -> Limiter:
     """The limiter for ``Tower(limiter="redis://...")``: a :class:`RedisLimiter` at ``rate``
-    (no limiting when ``rate`` is ``None`` or 0).  The URL's ``on_unavailable`` and
-    ``timeout`` query options go to the limiter; the rest to redis-py."""
-    check_redis_url(url)
+    (no limiting when ``rate`` is ``None`` or 0).  The URL's ``on_unavailable``, ``timeout``
+    and ``margin`` query options go to the limiter; the rest to redis-py."""
+    rest, options = limiter_url_options(url)
     if not rate:
         return get_limiter(token, None)
+    return RedisLimiter(rest, token, rate, adaptive=adaptive, **options)
+
+
+def limiter_url_options(url: str, *, where: str = "limiter") -> tuple[str, dict[str, Any]]:
+    """``(the URL for redis-py, the limiter's options)`` from a limiter URL; ``ValueError``
+    naming ``where`` and the option when one is wrong (checked before anything connects)."""
+    check_redis_url(url, where=where)
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
     on_unavailable = query.pop("on_unavailable", "fail")
@@ -491,16 +499,23 @@ def limiter_from_url(
         raise ValueError(
             f"limiter URL: on_unavailable must be fail or local, not {on_unavailable!r}"
         )
+    options = {
+        "on_unavailable": on_unavailable,
+        "timeout": _url_seconds(query, "timeout", 2.0, above=0.0),
+        "margin": _url_seconds(query, "margin", DEFAULT_MARGIN, above=0.002),  # > tolerance
+    }
+    return urlunsplit(parts._replace(query=urlencode(query))), options
+
+
+def _url_seconds(query: dict[str, str], name: str, default: float, *, above: float) -> float:
+    """``query[name]`` (removed from it) as a finite number of seconds over ``above``."""
+    text = query.pop(name, None)
+    if text is None:
+        return default
     try:
-        timeout = float(query.pop("timeout", "2"))
+        value = float(text)
     except ValueError:
-        raise ValueError("limiter URL: timeout must be a number of seconds") from None
-    rest = urlunsplit(parts._replace(query=urlencode(query)))
-    return RedisLimiter(
-        rest,
-        token,
-        rate,
-        adaptive=adaptive,
-        on_unavailable=on_unavailable,  # type: ignore[arg-type]
-        timeout=timeout,
-    )
+        value = math.nan
+    if not (math.isfinite(value) and value > above):
+        raise ValueError(f"limiter URL: {name} must be a number of seconds > {above:g}")
+    return value
