@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 PIPE = subprocess.PIPE
 DEVNULL = subprocess.DEVNULL
@@ -247,8 +247,8 @@ def _stop(proc: subprocess.Popen[bytes], folder: str) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _target(spec: int | IO[Any] | None, default: int) -> tuple[int, int | None]:
-    """(fd for the child, our end of a pipe or None)."""
+def _target(spec: int | None, default: int) -> tuple[int, int | None]:
+    """(fd for the child, our end of a pipe or None) for PIPE, DEVNULL or None (ours)."""
     if spec == PIPE:
         r, w = os.pipe()
         return w, r
@@ -256,9 +256,7 @@ def _target(spec: int | IO[Any] | None, default: int) -> tuple[int, int | None]:
         return os.open(os.devnull, os.O_RDWR), None
     if spec is None:
         return os.dup(default), None
-    if isinstance(spec, int):
-        return os.dup(spec), None
-    return os.dup(spec.fileno()), None
+    raise ValueError(f"zygote.Popen takes PIPE, DEVNULL or None, not {spec!r}")
 
 
 class Popen:
@@ -268,8 +266,8 @@ class Popen:
         self,
         args: Sequence[str],
         *,
-        stdout: int | IO[Any] | None = None,
-        stderr: int | IO[Any] | None = None,
+        stdout: int | None = None,
+        stderr: int | None = None,
         text: bool = False,
         env: dict[str, str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
@@ -362,15 +360,6 @@ class Popen:
             if stream is not None:
                 stream.close()
         return out, err
-
-    def __enter__(self) -> Popen:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for stream in (self.stdout, self.stderr):
-            if stream is not None:
-                stream.close()
-        self.wait()
 
 
 def run(

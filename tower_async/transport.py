@@ -393,12 +393,7 @@ class AiohttpTransport:
         if length is None or "Content-Encoding" in response.headers:
             return False
         if length > self.max_response_bytes:
-            raise ResponseTooLarge(
-                request.operation_id,
-                request.method,
-                _public_url(request.url),
-                self.max_response_bytes,
-            )
+            raise _too_large(request, self.max_response_bytes)
         return True
 
     async def _read(self, request: Request, response: aiohttp.ClientResponse) -> bytes:
@@ -409,11 +404,14 @@ class AiohttpTransport:
         async for chunk in response.content.iter_any():
             size += len(chunk)
             if size > limit:
-                raise ResponseTooLarge(
-                    request.operation_id, request.method, _public_url(request.url), limit
-                )
+                raise _too_large(request, limit)
             chunks.append(chunk)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _too_large(request: Request, limit: int) -> ResponseTooLarge:
+    """The error for a buffered body over ``limit`` bytes (query secrets masked)."""
+    return ResponseTooLarge(request.operation_id, request.method, _public_url(request.url), limit)
 
 
 class GuardedTransport:
@@ -456,12 +454,7 @@ class GuardedTransport:
             total_timeout=total_timeout,
         )
         if raw.stream is None and len(raw.body) > self.max_response_bytes:
-            raise ResponseTooLarge(
-                request.operation_id,
-                request.method,
-                _public_url(request.url),
-                self.max_response_bytes,
-            )
+            raise _too_large(request, self.max_response_bytes)
         return raw
 
     async def close(self) -> None:
